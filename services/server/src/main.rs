@@ -1,0 +1,19 @@
+//! `triage`: risk triage for petition and dispute text. The binary is thin:
+//! argument parsing and wiring; the work lives in the library crates.
+
+mod cli;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::Cli::parse();
+    cli::init_logging(&args.global);
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            // `{:#}` prints the whole context chain on one line, without a backtrace.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
