@@ -2,7 +2,8 @@
 //!
 //! Linear layers run either as candle quantized matmuls on the Q4_0 weights
 //! (activations are quantized to Q8_0 on the fly) or on weights dequantized to
-//! f32 at load time; `MatmulMode` picks, and BENCHMARKS.md says which is faster.
+//! f32 at load time; `MatmulMode` picks. BENCHMARKS.md measured f32 faster, so it
+//! is the default.
 //! The 250k-row word-embedding table stays Q4_0 in the memory map in both modes:
 //! only the rows a batch needs are dequantized (54 MB instead of 384 MB of f32).
 
@@ -20,10 +21,12 @@ use crate::EncoderError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MatmulMode {
-    /// candle's Q4_0 x Q8_0 kernels on the packed weights (smaller, default).
-    #[default]
+    /// candle's Q4_0 x Q8_0 kernels on the packed weights (smaller in memory,
+    /// slower on CPU for batches: candle quantizes activations row by row).
     Quantized,
-    /// Weights dequantized to f32 once at load; f32 GEMM.
+    /// Weights dequantized to f32 once at load; f32 GEMM. Faster by
+    /// measurement (BENCHMARKS.md), so the default.
+    #[default]
     F32,
 }
 

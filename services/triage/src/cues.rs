@@ -1,0 +1,310 @@
+//! Cue lexicons with evidence spans, and the suppression rules that keep
+//! figurative, negated, past and quoted-media uses from firing as threats.
+//!
+//! Offsets in `Evidence` are Unicode scalar (char) offsets into the input text,
+//! end exclusive, so `text.chars().skip(start).take(end - start)` is the cue.
+
+use std::collections::BTreeMap;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use jieba_rs::Jieba;
+use serde::{Deserialize, Serialize};
+
+use crate::label::Label;
+
+/// The lexicon shipped with the model, compiled in.
+pub const DEFAULT_LEXICON: &str = include_str!("../../../models/lexicon/cues.toml");
+
+/// What a cue says about the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CueKind {
+    /// Intent, threat or act for a threat label.
+    Threat,
+    /// A livelihood matter.
+    Topic,
+    SpecificTime,
+    SpecificMeans,
+    SpecificGathering,
+    SpecificInProgress,
+    SpecificPlace,
+    VagueWarning,
+    Repeat,
+    Survival,
+}
+
+impl CueKind {
+    pub fn is_specific(self) -> bool {
+        matches!(
+            self,
+            CueKind::SpecificTime
+                | CueKind::SpecificMeans
+                | CueKind::SpecificGathering
+                | CueKind::SpecificInProgress
+                | CueKind::SpecificPlace
+        )
+    }
+}
+
+/// One span of the text that triggered a cue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The label the cue supports; absent for level cues (specifics, warnings, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<Label>,
+    pub kind: CueKind,
+    pub cue: String,
+    /// Char offsets, end exclusive.
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Why a cue match was not taken as evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Suppression {
+    Figurative,
+    Negated,
+    PastEvent,
+    Media,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CueReport {
+    pub evidence: Vec<Evidence>,
+    pub suppressed: Vec<(Evidence, Suppression)>,
+    /// A follow-up saying the threat was withdrawn or the parties reconciled.
+    pub withdrawn: usize,
+}
+
+#[derive(Deserialize)]
+struct Phrases {
+    phrases: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct LexiconFile {
+    threat: BTreeMap<String, Phrases>,
+    topic: BTreeMap<String, Phrases>,
+    specific: BTreeMap<String, Phrases>,
+    escalation: BTreeMap<String, Phrases>,
+    figurative: Phrases,
+    context: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pattern {
+    Cue(Option<Label>, CueKind),
+    Figurative,
+    Negator,
+    Past,
+    Habitual,
+    Future,
+    Media,
+    Withdrawn,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cue lexicon: {0}")]
+pub struct LexiconError(String);
+
+pub struct CueLexicon {
+    matcher: AhoCorasick,
+    patterns: Vec<(String, Pattern)>,
+    jieba: Jieba,
+}
+
+/// A raw match in byte offsets.
+#[derive(Clone, Copy)]
+struct Hit {
+    start: usize,
+    end: usize,
+    pattern: usize,
+}
+
+impl CueLexicon {
+    pub fn from_toml(text: &str) -> Result<Self, LexiconError> {
+        let file: LexiconFile = toml::from_str(text).map_err(|e| LexiconError(e.to_string()))?;
+        let mut patterns: Vec<(String, Pattern)> = Vec::new();
+        let mut add = |list: &[String], p: Pattern| patterns.extend(list.iter().map(|s| (s.clone(), p)));
+        for (name, ph) in &file.threat {
+            let label = name.parse::<Label>().map_err(|e| LexiconError(e.to_string()))?;
+            add(&ph.phrases, Pattern::Cue(Some(label), CueKind::Threat));
+        }
+        for (name, ph) in &file.topic {
+            let label = name.parse::<Label>().map_err(|e| LexiconError(e.to_string()))?;
+            add(&ph.phrases, Pattern::Cue(Some(label), CueKind::Topic));
+        }
+        for (name, ph) in &file.specific {
+            let kind = match name.as_str() {
+                "time" => CueKind::SpecificTime,
+                "means" => CueKind::SpecificMeans,
+                "gathering" => CueKind::SpecificGathering,
+                "in_progress" => CueKind::SpecificInProgress,
+                "place" => CueKind::SpecificPlace,
+                other => return Err(LexiconError(format!("unknown specific kind {other}"))),
+            };
+            add(&ph.phrases, Pattern::Cue(None, kind));
+        }
+        for (name, ph) in &file.escalation {
+            let kind = match name.as_str() {
+                "vague_warning" => CueKind::VagueWarning,
+                "repeat" => CueKind::Repeat,
+                "survival" => CueKind::Survival,
+                other => return Err(LexiconError(format!("unknown escalation kind {other}"))),
+            };
+            add(&ph.phrases, Pattern::Cue(None, kind));
+        }
+        add(&file.figurative.phrases, Pattern::Figurative);
+        for (name, list) in &file.context {
+            let p = match name.as_str() {
+                "negator" => Pattern::Negator,
+                "past" => Pattern::Past,
+                "habitual" => Pattern::Habitual,
+                "future" => Pattern::Future,
+                "media" => Pattern::Media,
+                "withdrawn" => Pattern::Withdrawn,
+                other => return Err(LexiconError(format!("unknown context list {other}"))),
+            };
+            add(list, p);
+        }
+        let matcher = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(patterns.iter().map(|(s, _)| s.as_str()))
+            .map_err(|e| LexiconError(e.to_string()))?;
+        // The domain user dictionary: every cue and figurative phrase is a word,
+        // so segmentation keeps them whole and boundaries mean something.
+        let mut jieba = Jieba::new();
+        for (s, p) in &patterns {
+            if matches!(p, Pattern::Cue(..) | Pattern::Figurative) && s.chars().count() > 1 {
+                jieba.add_word(s, Some(2000), None);
+            }
+        }
+        Ok(Self { matcher, patterns, jieba })
+    }
+
+    pub fn builtin() -> Result<Self, LexiconError> {
+        Self::from_toml(DEFAULT_LEXICON)
+    }
+
+    pub fn analyse(&self, text: &str) -> CueReport {
+        let boundaries = self.word_boundaries(text);
+        let hits: Vec<Hit> = self
+            .matcher
+            .find_overlapping_iter(text)
+            .map(|m| Hit { start: m.start(), end: m.end(), pattern: m.pattern().as_usize() })
+            .collect();
+        let of = |p: Pattern| hits.iter().filter(move |h| self.patterns[h.pattern].1 == p);
+        let figurative: Vec<&Hit> = of(Pattern::Figurative).collect();
+        let char_at = char_index(text);
+        let mut report = CueReport { withdrawn: of(Pattern::Withdrawn).count(), ..Default::default() };
+
+        for h in &hits {
+            let Pattern::Cue(label, kind) = self.patterns[h.pattern].1 else { continue };
+            // Word boundaries: single characters are exempt (刀 inside 菜刀 is fine).
+            let aligned = boundaries.binary_search(&h.start).is_ok() && boundaries.binary_search(&h.end).is_ok();
+            if !aligned && text[h.start..h.end].chars().count() > 1 {
+                continue;
+            }
+            let ev = Evidence {
+                label,
+                kind,
+                cue: text[h.start..h.end].to_string(),
+                start: char_at(h.start),
+                end: char_at(h.end),
+            };
+            match self.suppression(text, h, kind, &figurative, &hits) {
+                Some(why) => report.suppressed.push((ev, why)),
+                None => report.evidence.push(ev),
+            }
+        }
+        report.evidence = dedupe(report.evidence);
+        report
+    }
+
+    fn suppression(&self, text: &str, h: &Hit, kind: CueKind, figurative: &[&Hit], hits: &[Hit]) -> Option<Suppression> {
+        if kind == CueKind::Topic {
+            return None;
+        }
+        if figurative.iter().any(|f| f.start <= h.start && h.end <= f.end && (f.start, f.end) != (h.start, h.end)) {
+            return Some(Suppression::Figurative);
+        }
+        if kind != CueKind::Threat {
+            return None;
+        }
+        let (c0, c1) = span_of(text, h.start, CLAUSE_END);
+        let (s0, s1) = span_of(text, h.start, SENTENCE_END);
+        let in_range = |p: Pattern, a: usize, b: usize| {
+            hits.iter().filter(move |x| self.patterns[x.pattern].1 == p && x.start >= a && x.end <= b)
+        };
+        // Negation: a negator shortly before the cue in the same clause, with no
+        // consequence marker in between ("再不给钱我就跳楼" is still a threat).
+        for n in in_range(Pattern::Negator, c0, h.start) {
+            let between = &text[n.end..h.start];
+            if between.chars().count() <= 4 && !CONSEQUENCE.iter().any(|c| between.contains(c)) {
+                return Some(Suppression::Negated);
+            }
+        }
+        if in_range(Pattern::Media, s0, s1).next().is_some() {
+            return Some(Suppression::Media);
+        }
+        // A finished past event: past time in the sentence, the cue completed
+        // (了/过 right after), and nothing habitual or forward-looking in its clause.
+        let completed = text[h.end..c1].chars().take(3).any(|c| c == '了' || c == '过');
+        if completed
+            && in_range(Pattern::Past, s0, s1).next().is_some()
+            && in_range(Pattern::Habitual, c0, c1).next().is_none()
+            && in_range(Pattern::Future, c0, c1).next().is_none()
+        {
+            return Some(Suppression::PastEvent);
+        }
+        None
+    }
+
+    /// Sorted byte offsets where jieba words start or end.
+    fn word_boundaries(&self, text: &str) -> Vec<usize> {
+        let mut out = Vec::with_capacity(text.len() / 2);
+        let mut pos = 0;
+        out.push(0);
+        for w in self.jieba.cut(text, true) {
+            pos += w.len();
+            out.push(pos);
+        }
+        out
+    }
+
+    pub fn jieba(&self) -> &Jieba {
+        &self.jieba
+    }
+}
+
+const CLAUSE_END: &[char] = &['，', ',', '。', '！', '!', '？', '?', '；', ';', '\n', '…', '：', ':'];
+const SENTENCE_END: &[char] = &['。', '！', '!', '？', '?', '\n'];
+const CONSEQUENCE: &[&str] = &["就", "便", "才", "的话", "我要", "我会"];
+
+/// The byte range of the clause or sentence around `at`.
+fn span_of(text: &str, at: usize, ends: &[char]) -> (usize, usize) {
+    let start = text[..at].rfind(ends).map(|i| i + text[i..].chars().next().map_or(1, char::len_utf8)).unwrap_or(0);
+    let end = text[at..].find(ends).map(|i| at + i).unwrap_or(text.len());
+    (start, end)
+}
+
+fn char_index(text: &str) -> impl Fn(usize) -> usize + '_ {
+    move |byte| text[..byte].chars().count()
+}
+
+/// Keeps the longest of overlapping spans of the same label and kind.
+fn dedupe(mut ev: Vec<Evidence>) -> Vec<Evidence> {
+    ev.sort_by(|a, b| (a.label, a.kind, a.start, std::cmp::Reverse(a.end)).cmp(&(b.label, b.kind, b.start, std::cmp::Reverse(b.end))));
+    let mut out: Vec<Evidence> = Vec::with_capacity(ev.len());
+    for e in ev {
+        if let Some(last) = out.last() {
+            if last.label == e.label && last.kind == e.kind && e.start < last.end {
+                continue;
+            }
+        }
+        out.push(e);
+    }
+    out.sort_by_key(|e| (e.start, e.end));
+    out
+}

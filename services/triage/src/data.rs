@@ -1,0 +1,99 @@
+//! Labelled sets in the standard's JSON Lines format, and the repo's own label
+//! overrides (corrections of boundary noise, never edits of the shared data).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::label::{Label, RiskLevel};
+
+#[derive(Debug, Clone)]
+pub struct Example {
+    pub id: String,
+    pub text: String,
+    pub labels: Vec<Label>,
+    pub level: RiskLevel,
+    pub source: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path}:{line}: {message}")]
+    Line { path: String, line: usize, message: String },
+}
+
+#[derive(Deserialize)]
+struct RawExample {
+    id: Option<serde_json::Value>,
+    text: String,
+    #[serde(default)]
+    labels: Vec<String>,
+    level: String,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+/// Reads a labelled set; a malformed line is an error naming its line number.
+pub fn read_labelled(path: &Path) -> Result<Vec<Example>, DataError> {
+    let p = path.display().to_string();
+    let raw = std::fs::read(path).map_err(|source| DataError::Io { path: p.clone(), source })?;
+    let mut out = Vec::new();
+    for (i, line) in raw.split(|&b| b == b'\n').enumerate() {
+        let err = |message: String| DataError::Line { path: p.clone(), line: i + 1, message };
+        let line = std::str::from_utf8(line).map_err(|_| err("not valid UTF-8".into()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let r: RawExample = serde_json::from_str(line).map_err(|e| err(format!("invalid JSON: {e}")))?;
+        let labels = r.labels.iter().map(|l| l.parse::<Label>()).collect::<Result<Vec<_>, _>>().map_err(|e| err(e.to_string()))?;
+        let level = r.level.parse::<RiskLevel>().map_err(|e| err(e.to_string()))?;
+        if r.text.trim().is_empty() {
+            return Err(err("empty text".into()));
+        }
+        let id = match r.id {
+            Some(serde_json::Value::String(s)) => s,
+            Some(v) => v.to_string(),
+            None => format!("line-{}", i + 1),
+        };
+        out.push(Example { id, text: r.text, labels, level, source: r.source.unwrap_or_else(|| "unknown".into()) });
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Override {
+    pub id: String,
+    pub labels: Vec<Label>,
+    pub level: Option<RiskLevel>,
+    pub why: String,
+}
+
+#[derive(Deserialize)]
+struct OverrideFile {
+    #[serde(rename = "override", default)]
+    overrides: Vec<Override>,
+}
+
+/// Reads `models/overrides.toml`: `[[override]]` tables with id, labels, level?, why.
+pub fn read_overrides(text: &str) -> Result<Vec<Override>, String> {
+    toml::from_str::<OverrideFile>(text).map(|f| f.overrides).map_err(|e| e.to_string())
+}
+
+/// Applies overrides by id; returns how many examples changed.
+pub fn apply_overrides(examples: &mut [Example], overrides: &[Override]) -> usize {
+    let by_id: HashMap<&str, &Override> = overrides.iter().map(|o| (o.id.as_str(), o)).collect();
+    let mut n = 0;
+    for e in examples.iter_mut() {
+        if let Some(o) = by_id.get(e.id.as_str()) {
+            e.labels = o.labels.clone();
+            if let Some(l) = o.level {
+                e.level = l;
+            }
+            n += 1;
+        }
+    }
+    n
+}

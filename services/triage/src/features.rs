@@ -1,0 +1,59 @@
+//! Cue features for the classifier: log-counts of evidence by label and kind.
+//! The order here is part of the trained model (`FEATURE_NAMES` is saved with it).
+
+use crate::cues::{CueKind, CueReport, Suppression};
+use crate::label::Label;
+
+pub const FEATURE_NAMES: &[&str] = &[
+    "threat_violence",
+    "threat_retaliation",
+    "threat_self_harm",
+    "threat_collective",
+    "topic_livelihood",
+    "specific_time",
+    "specific_means",
+    "specific_gathering",
+    "specific_in_progress",
+    "specific_place",
+    "vague_warning",
+    "repeat",
+    "survival",
+    "suppressed_negated",
+    "suppressed_figurative",
+    "suppressed_past_or_media",
+    "withdrawn",
+    "threat_any",
+    "threat_and_specific",
+];
+
+pub fn cue_features(r: &CueReport) -> Vec<f32> {
+    let count = |f: &dyn Fn(&crate::cues::Evidence) -> bool| r.evidence.iter().filter(|e| f(e)).count();
+    let threat = |l: Label| count(&|e| e.kind == CueKind::Threat && e.label == Some(l));
+    let kind = |k: CueKind| count(&|e| e.kind == k);
+    let sup = |s: &[Suppression]| r.suppressed.iter().filter(|(_, w)| s.contains(w)).count();
+    let threats = count(&|e| e.kind == CueKind::Threat);
+    let specifics = count(&|e| e.kind.is_specific());
+    let raw = [
+        threat(Label::Violence),
+        threat(Label::Retaliation),
+        threat(Label::SelfHarm),
+        threat(Label::Collective),
+        count(&|e| e.kind == CueKind::Topic),
+        kind(CueKind::SpecificTime),
+        kind(CueKind::SpecificMeans),
+        kind(CueKind::SpecificGathering),
+        kind(CueKind::SpecificInProgress),
+        kind(CueKind::SpecificPlace),
+        kind(CueKind::VagueWarning),
+        kind(CueKind::Repeat),
+        kind(CueKind::Survival),
+        sup(&[Suppression::Negated]),
+        sup(&[Suppression::Figurative]),
+        sup(&[Suppression::PastEvent, Suppression::Media]),
+        r.withdrawn,
+        threats,
+        threats.min(specifics),
+    ];
+    debug_assert_eq!(raw.len(), FEATURE_NAMES.len());
+    raw.iter().map(|&n| (n as f32).ln_1p()).collect()
+}
