@@ -89,6 +89,8 @@ struct LexiconFile {
     specific: BTreeMap<String, Phrases>,
     escalation: BTreeMap<String, Phrases>,
     figurative: Phrases,
+    #[serde(default)]
+    pattern: BTreeMap<String, Vec<String>>,
     context: BTreeMap<String, Vec<String>>,
 }
 
@@ -110,7 +112,10 @@ pub struct LexiconError(String);
 
 pub struct CueLexicon {
     matcher: AhoCorasick,
+    /// Phrase patterns (indexed by the matcher), then regex patterns.
     patterns: Vec<(String, Pattern)>,
+    /// Regexes with their index in `patterns`.
+    regexes: Vec<(regex::Regex, usize)>,
     jieba: Jieba,
 }
 
@@ -120,6 +125,8 @@ struct Hit {
     start: usize,
     end: usize,
     pattern: usize,
+    /// Regex hits are constructions, not words: no word-boundary check.
+    regex: bool,
 }
 
 impl CueLexicon {
@@ -168,9 +175,19 @@ impl CueLexicon {
             };
             add(list, p);
         }
+        let n_phrases = patterns.len();
+        let mut regexes = Vec::new();
+        for (name, list) in &file.pattern {
+            let label = name.parse::<Label>().map_err(|e| LexiconError(e.to_string()))?;
+            for src in list {
+                let re = regex::Regex::new(src).map_err(|e| LexiconError(format!("pattern {src}: {e}")))?;
+                regexes.push((re, patterns.len()));
+                patterns.push((src.clone(), Pattern::Cue(Some(label), CueKind::Threat)));
+            }
+        }
         let matcher = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
-            .build(patterns.iter().map(|(s, _)| s.as_str()))
+            .build(patterns[..n_phrases].iter().map(|(s, _)| s.as_str()))
             .map_err(|e| LexiconError(e.to_string()))?;
         // The domain user dictionary: every cue and figurative phrase is a word,
         // so segmentation keeps them whole and boundaries mean something.
@@ -180,7 +197,7 @@ impl CueLexicon {
                 jieba.add_word(s, Some(2000), None);
             }
         }
-        Ok(Self { matcher, patterns, jieba })
+        Ok(Self { matcher, patterns, regexes, jieba })
     }
 
     pub fn builtin() -> Result<Self, LexiconError> {
@@ -189,11 +206,14 @@ impl CueLexicon {
 
     pub fn analyse(&self, text: &str) -> CueReport {
         let boundaries = self.word_boundaries(text);
-        let hits: Vec<Hit> = self
+        let mut hits: Vec<Hit> = self
             .matcher
             .find_overlapping_iter(text)
-            .map(|m| Hit { start: m.start(), end: m.end(), pattern: m.pattern().as_usize() })
+            .map(|m| Hit { start: m.start(), end: m.end(), pattern: m.pattern().as_usize(), regex: false })
             .collect();
+        for (re, pattern) in &self.regexes {
+            hits.extend(re.find_iter(text).map(|m| Hit { start: m.start(), end: m.end(), pattern: *pattern, regex: true }));
+        }
         let of = |p: Pattern| hits.iter().filter(move |h| self.patterns[h.pattern].1 == p);
         let figurative: Vec<&Hit> = of(Pattern::Figurative).collect();
         let char_at = char_index(text);
@@ -203,7 +223,7 @@ impl CueLexicon {
             let Pattern::Cue(label, kind) = self.patterns[h.pattern].1 else { continue };
             // Word boundaries: single characters are exempt (刀 inside 菜刀 is fine).
             let aligned = boundaries.binary_search(&h.start).is_ok() && boundaries.binary_search(&h.end).is_ok();
-            if !aligned && text[h.start..h.end].chars().count() > 1 {
+            if !aligned && !h.regex && text[h.start..h.end].chars().count() > 1 {
                 continue;
             }
             let ev = Evidence {
@@ -232,8 +252,10 @@ impl CueLexicon {
         if kind != CueKind::Threat {
             return None;
         }
+        // A regex hit may run past the clause or sentence that holds its start.
         let (c0, c1) = span_of(text, h.start, CLAUSE_END);
         let (s0, s1) = span_of(text, h.start, SENTENCE_END);
+        let (c1, s1) = (c1.max(h.end), s1.max(h.end));
         let in_range = |p: Pattern, a: usize, b: usize| {
             hits.iter().filter(move |x| self.patterns[x.pattern].1 == p && x.start >= a && x.end <= b)
         };

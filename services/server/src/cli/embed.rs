@@ -1,15 +1,16 @@
 //! `triage embed`: texts in, vectors out, streaming in chunks.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use serde_json::{json, Value};
+use serde_json::json;
 use triage_encoder::{Encoder, EncoderError};
 
+use super::input::{open_input, Item};
 use super::ModelArgs;
 
 #[derive(Args, Debug)]
@@ -27,32 +28,18 @@ pub struct EmbedArgs {
     pub model: ModelArgs,
 }
 
-struct Item {
-    id: Value,
-    text: String,
-}
 
 pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     let encoder = super::model::load_encoder(&args.model)?;
-    let input: Box<dyn BufRead> = if args.input == "-" {
-        Box::new(BufReader::new(io::stdin()))
-    } else {
-        Box::new(BufReader::new(File::open(&args.input).with_context(|| format!("opening {}", args.input))?))
-    };
+    let input = open_input(&args.input)?;
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(BufWriter::new(File::create(p).with_context(|| format!("creating {}", p.display()))?)),
         None => Box::new(BufWriter::new(io::stdout().lock())),
     };
     let (mut done, mut failed) = (0usize, 0usize);
     let mut chunk: Vec<Item> = Vec::with_capacity(args.chunk);
-    for (n, line) in input.split(b'\n').enumerate() {
-        let line = line.context("reading input")?;
-        let line = String::from_utf8_lossy(&line);
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() {
-            continue;
-        }
-        chunk.push(parse_line(line, n + 1));
+    for item in input {
+        chunk.push(item?);
         if chunk.len() >= args.chunk.max(1) {
             flush(&encoder, &mut chunk, &mut out, &mut done, &mut failed)?;
         }
@@ -63,18 +50,6 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     Ok(if failed > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
-/// A JSON object with a string `text` is taken as such; anything else is plain text.
-fn parse_line(line: &str, line_no: usize) -> Item {
-    if line.trim_start().starts_with('{') {
-        if let Ok(Value::Object(mut o)) = serde_json::from_str::<Value>(line) {
-            if let Some(Value::String(text)) = o.remove("text") {
-                let id = o.remove("id").unwrap_or_else(|| json!(line_no));
-                return Item { id, text };
-            }
-        }
-    }
-    Item { id: json!(line_no), text: line.to_string() }
-}
 
 fn flush(
     encoder: &Encoder,

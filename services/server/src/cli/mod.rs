@@ -1,7 +1,12 @@
 //! Command-line interface: global options and subcommand dispatch.
 
+mod cues;
 mod embed;
+mod eval;
+mod input;
 mod model;
+mod risk;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,12 +65,21 @@ pub enum Command {
     Model(model::ModelCommand),
     /// Embed texts: JSON Lines ({"id":…,"text":…}) or plain lines in, JSON Lines with vectors out.
     Embed(embed::EmbedArgs),
+    /// Show the cue lexicon's evidence spans for texts (offsets are Unicode chars).
+    Cues(cues::CuesArgs),
+    /// Train the risk heads on a labelled set (thresholds calibrated by cross-validation).
+    Train(train::TrainArgs),
+    /// Evaluate on a labelled set: per-label P/R/F1, level confusion, under-triage, sweeps; JSON and HTML.
+    Eval(eval::EvalArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Model(c) => model::run(c),
         Command::Embed(a) => embed::run(a),
+        Command::Cues(a) => cues::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::run(a),
     }
 }
 

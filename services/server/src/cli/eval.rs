@@ -1,0 +1,84 @@
+//! `triage eval`: the model on a labelled set, as JSON and an HTML report.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use triage_eval::{report, Scored};
+use triage_risk::data::read_labelled;
+use triage_risk::{CueLexicon, Triage};
+
+use super::{risk, ModelArgs};
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Labelled JSON Lines (default: $TRIAGE_DATA/dev.jsonl).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Write the metrics as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the self-contained HTML report here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub risk: risk::RiskModelArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let path = args.data.clone().unwrap_or_else(|| risk::data_dir(None).join("dev.jsonl"));
+    // Read and validate the whole file before loading the model: a malformed
+    // line fails fast with its line number.
+    let examples = read_labelled(&path)?;
+    let triage = Triage::new(Arc::new(super::model::load_encoder(&args.model)?), CueLexicon::builtin()?, args.risk.load()?)?;
+    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+    let lexicon = CueLexicon::builtin()?;
+    let feats = risk::extract(triage.encoder(), &lexicon, &texts, "evaluating")?;
+    let heads = &triage.model().heads;
+    let scored: Vec<Scored> = examples
+        .iter()
+        .zip(&feats)
+        .map(|(e, f)| {
+            let d = heads.decide(heads.scores(&f.row));
+            Scored {
+                id: e.id.clone(),
+                source: e.source.clone(),
+                text: e.text.clone(),
+                gold_labels: e.labels.clone(),
+                gold_level: e.level,
+                scores: d.scores.labels,
+                flagged: d.flagged,
+                level: d.level,
+            }
+        })
+        .collect();
+    let m = triage_eval::compute(&scored);
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(p) = &args.json {
+        let mut v = serde_json::to_value(&m)?;
+        v["model_version"] = triage.model().version.clone().into();
+        v["data"] = path.display().to_string().into();
+        v["seconds"] = seconds.into();
+        std::fs::write(p, serde_json::to_string_pretty(&v)? + "\n").with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = &args.report {
+        let title = format!("triage evaluation: {}", path.file_name().map(|s| s.to_string_lossy()).unwrap_or_default());
+        std::fs::write(p, report::html(&m, &title, &triage.model().version)).with_context(|| format!("writing {}", p.display()))?;
+    }
+    println!("model {}  data {}  n {}", triage.model().version, path.display(), m.n);
+    println!(
+        "macro-F1 {:.3}  level accuracy {:.3}  QWK {:.3}  under-triage {:.3}  red recall {:.3}  false alarm {:.3}",
+        m.macro_f1, m.level_accuracy, m.level_qwk, m.under_triage, m.red_recall, m.false_alarm
+    );
+    for (l, p) in &m.labels {
+        println!("  {l:<12} P {:.3}  R {:.3}  F1 {:.3}  n {}", p.precision, p.recall, p.f1, p.support);
+    }
+    println!("eval time {seconds:.1}s");
+    Ok(ExitCode::SUCCESS)
+}

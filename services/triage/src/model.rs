@@ -1,0 +1,158 @@
+//! The trained risk model: standardiser, label heads with calibrated
+//! thresholds, and the three level heads, saved as one small JSON file.
+//!
+//! Level structure (it holds for every example of the labelled sets): a text
+//! with any threat label is orange or red, a text without one is blue or
+//! yellow. So the level is decided in two steps: threat or not (the `threat`
+//! head, or any flagged threat label), then red vs orange or yellow vs blue.
+
+use serde::{Deserialize, Serialize};
+
+use crate::label::{Label, RiskLevel};
+use crate::logreg::LogReg;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Standardiser {
+    pub mean: Vec<f32>,
+    pub scale: Vec<f32>,
+}
+
+impl Standardiser {
+    pub fn fit(rows: &[Vec<f32>]) -> Self {
+        let d = rows.first().map_or(0, Vec::len);
+        let n = rows.len().max(1) as f64;
+        let mut mean = vec![0f64; d];
+        for r in rows {
+            for (m, v) in mean.iter_mut().zip(r) {
+                *m += *v as f64 / n;
+            }
+        }
+        let mut var = vec![0f64; d];
+        for r in rows {
+            for ((s, v), m) in var.iter_mut().zip(r).zip(&mean) {
+                *s += (*v as f64 - m).powi(2) / n;
+            }
+        }
+        Self {
+            mean: mean.iter().map(|&m| m as f32).collect(),
+            // A constant feature keeps scale 1 rather than dividing by zero.
+            scale: var.iter().map(|&v| if v > 1e-12 { v.sqrt() as f32 } else { 1.0 }).collect(),
+        }
+    }
+
+    pub fn apply(&self, x: &[f32]) -> Vec<f32> {
+        x.iter().zip(&self.mean).zip(&self.scale).map(|((v, m), s)| (v - m) / s).collect()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Head {
+    pub model: LogReg,
+    pub threshold: f32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Heads {
+    pub standardiser: Standardiser,
+    /// In `Label::ALL` order.
+    pub labels: Vec<Head>,
+    pub threat: Head,
+    /// Red vs orange, among threats.
+    pub red: Head,
+    /// Yellow vs blue, among non-threats.
+    pub yellow: Head,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RiskModel {
+    /// Reported with every answer.
+    pub version: String,
+    /// Which encoder produced the embedding part of the features.
+    pub encoder: String,
+    pub embedding_dim: usize,
+    pub cue_features: Vec<String>,
+    pub heads: Heads,
+    /// How it was trained (data hash, seed, cross-validation figures).
+    pub training: serde_json::Value,
+}
+
+/// Raw scores of one text.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Scores {
+    pub labels: [f32; 5],
+    pub threat: f32,
+    pub red: f32,
+    pub yellow: f32,
+}
+
+/// What the heads decide for one text.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    pub scores: Scores,
+    pub thresholds: [f32; 5],
+    pub flagged: [bool; 5],
+    pub level: RiskLevel,
+    /// A threat label was flagged only because the level says threat.
+    pub forced_label: Option<Label>,
+}
+
+impl Heads {
+    pub fn scores(&self, features: &[f32]) -> Scores {
+        let x = self.standardiser.apply(features);
+        let mut labels = [0f32; 5];
+        for (s, h) in labels.iter_mut().zip(&self.labels) {
+            *s = h.model.score(&x);
+        }
+        Scores { labels, threat: self.threat.model.score(&x), red: self.red.model.score(&x), yellow: self.yellow.model.score(&x) }
+    }
+
+    pub fn thresholds(&self) -> [f32; 5] {
+        let mut t = [0.5f32; 5];
+        for (t, h) in t.iter_mut().zip(&self.labels) {
+            *t = h.threshold;
+        }
+        t
+    }
+
+    pub fn decide(&self, s: Scores) -> Decision {
+        decide(s, self.thresholds(), self.threat.threshold, self.red.threshold, self.yellow.threshold)
+    }
+}
+
+/// The decision rule, separate from the heads so calibration can search thresholds.
+pub fn decide(s: Scores, thresholds: [f32; 5], t_threat: f32, t_red: f32, t_yellow: f32) -> Decision {
+    let mut flagged = [false; 5];
+    for i in 0..5 {
+        flagged[i] = s.labels[i] >= thresholds[i];
+    }
+    let threat_flagged = Label::ALL.iter().any(|l| l.is_threat() && flagged[l.index()]);
+    let threat = threat_flagged || s.threat >= t_threat;
+    let mut forced_label = None;
+    let level = if threat {
+        if !threat_flagged {
+            // Keep labels and level consistent: name the likeliest threat,
+            // relative to its own threshold.
+            let best = Label::ALL
+                .into_iter()
+                .filter(|l| l.is_threat())
+                .max_by(|a, b| {
+                    let ra = s.labels[a.index()] / thresholds[a.index()].max(1e-3);
+                    let rb = s.labels[b.index()] / thresholds[b.index()].max(1e-3);
+                    ra.total_cmp(&rb)
+                })
+                .expect("four threat labels");
+            flagged[best.index()] = true;
+            forced_label = Some(best);
+        }
+        if s.red >= t_red {
+            RiskLevel::Red
+        } else {
+            RiskLevel::Orange
+        }
+    } else if s.yellow >= t_yellow {
+        RiskLevel::Yellow
+    } else {
+        RiskLevel::Blue
+    };
+    Decision { scores: s, thresholds, flagged, level, forced_label }
+}
