@@ -63,6 +63,8 @@ pub struct Evidence {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Suppression {
+    /// The cue is part of a longer word (杀 in 杀毒, 报复 in 报复性消费).
+    InsideWord,
     Figurative,
     Negated,
     PastEvent,
@@ -91,6 +93,8 @@ struct LexiconFile {
     figurative: Phrases,
     #[serde(default)]
     pattern: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    neutral: BTreeMap<String, String>,
     context: BTreeMap<String, Vec<String>>,
 }
 
@@ -116,6 +120,8 @@ pub struct CueLexicon {
     patterns: Vec<(String, Pattern)>,
     /// Regexes with their index in `patterns`.
     regexes: Vec<(regex::Regex, usize)>,
+    /// Everyday phrases and their plain rewrites, for the encoder's input.
+    neutral: (AhoCorasick, Vec<String>),
     jieba: Jieba,
 }
 
@@ -197,7 +203,12 @@ impl CueLexicon {
                 jieba.add_word(s, Some(2000), None);
             }
         }
-        Ok(Self { matcher, patterns, regexes, jieba })
+        let neutral_matcher = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(file.neutral.keys())
+            .map_err(|e| LexiconError(e.to_string()))?;
+        let neutral = (neutral_matcher, file.neutral.values().cloned().collect());
+        Ok(Self { matcher, patterns, regexes, neutral, jieba })
     }
 
     pub fn builtin() -> Result<Self, LexiconError> {
@@ -221,11 +232,12 @@ impl CueLexicon {
 
         for h in &hits {
             let Pattern::Cue(label, kind) = self.patterns[h.pattern].1 else { continue };
-            // Word boundaries: single characters are exempt (刀 inside 菜刀 is fine).
+            // Word boundaries: 刀 inside 捞刀河 (a river) or 杀 inside 杀毒 is no cue.
             let aligned = boundaries.binary_search(&h.start).is_ok() && boundaries.binary_search(&h.end).is_ok();
-            if !aligned && !h.regex && text[h.start..h.end].chars().count() > 1 {
-                continue;
-            }
+            // Topic and escalation cues name matters, not acts: no boundary check
+            // (工资 inside 拖欠工资 still names wages).
+            let checked = kind == CueKind::Threat || kind.is_specific();
+            let inside_word = checked && !aligned && !h.regex;
             let ev = Evidence {
                 label,
                 kind,
@@ -233,6 +245,12 @@ impl CueLexicon {
                 start: char_at(h.start),
                 end: char_at(h.end),
             };
+            if inside_word {
+                if kind == CueKind::Threat {
+                    report.suppressed.push((ev, Suppression::InsideWord));
+                }
+                continue;
+            }
             match self.suppression(text, h, kind, &figurative, &hits) {
                 Some(why) => report.suppressed.push((ev, why)),
                 None => report.evidence.push(ev),
@@ -295,6 +313,13 @@ impl CueLexicon {
         out
     }
 
+    /// The text with everyday phrases (砍价, 累死了 ...) rewritten plainly, as
+    /// the encoder should read it.
+    pub fn neutralise(&self, text: &str) -> String {
+        let (matcher, replacements) = &self.neutral;
+        matcher.replace_all(text, replacements)
+    }
+
     pub fn jieba(&self) -> &Jieba {
         &self.jieba
     }
@@ -330,3 +355,4 @@ fn dedupe(mut ev: Vec<Evidence>) -> Vec<Evidence> {
     out.sort_by_key(|e| (e.start, e.end));
     out
 }
+

@@ -26,6 +26,15 @@ pub const FEATURE_NAMES: &[&str] = &[
     "threat_and_specific",
 ];
 
+/// Position of `threat_any` counted from the end of a feature row
+/// (embedding first, then these features).
+pub const THREAT_ANY_FROM_END: usize = FEATURE_NAMES.len() - 17;
+
+/// Whether a feature row has at least one fired threat cue.
+pub fn has_threat_cue(row: &[f32]) -> bool {
+    row.len() >= THREAT_ANY_FROM_END && row[row.len() - THREAT_ANY_FROM_END] > 0.0
+}
+
 pub fn cue_features(r: &CueReport) -> Vec<f32> {
     let count = |f: &dyn Fn(&crate::cues::Evidence) -> bool| r.evidence.iter().filter(|e| f(e)).count();
     let threat = |l: Label| count(&|e| e.kind == CueKind::Threat && e.label == Some(l));
@@ -48,7 +57,7 @@ pub fn cue_features(r: &CueReport) -> Vec<f32> {
         kind(CueKind::Repeat),
         kind(CueKind::Survival),
         sup(&[Suppression::Negated]),
-        sup(&[Suppression::Figurative]),
+        sup(&[Suppression::Figurative, Suppression::InsideWord]),
         sup(&[Suppression::PastEvent, Suppression::Media]),
         r.withdrawn,
         threats,
@@ -56,4 +65,21 @@ pub fn cue_features(r: &CueReport) -> Vec<f32> {
     ];
     debug_assert_eq!(raw.len(), FEATURE_NAMES.len());
     raw.iter().map(|&n| (n as f32).ln_1p()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threat_any_is_found_from_the_end_of_a_row() {
+        assert_eq!(FEATURE_NAMES[FEATURE_NAMES.len() - THREAT_ANY_FROM_END], "threat_any");
+        let lex = crate::CueLexicon::builtin().unwrap();
+        let mut row = vec![0.5f32; 384];
+        row.extend(cue_features(&lex.analyse("我要弄死他")));
+        assert!(has_threat_cue(&row));
+        let mut row = vec![0.5f32; 384];
+        row.extend(cue_features(&lex.analyse("咨询社保缴费")));
+        assert!(!has_threat_cue(&row));
+    }
 }

@@ -134,7 +134,7 @@ pub fn features<S: AsRef<str>>(encoder: &Encoder, lexicon: &CueLexicon, texts: &
     for (i, t) in texts.iter().enumerate() {
         validate(i, t.as_ref())?;
     }
-    let chunked: Vec<Vec<String>> = texts.iter().map(|t| chunks(t.as_ref(), CHUNK_CHARS)).collect();
+    let chunked: Vec<Vec<String>> = texts.iter().map(|t| chunks(&lexicon.neutralise(t.as_ref()), CHUNK_CHARS)).collect();
     let flat: Vec<&str> = chunked.iter().flatten().map(String::as_str).collect();
     let vectors = encoder.embed_batch(&flat)?;
     let mut it = vectors.into_iter();

@@ -57,6 +57,9 @@ pub struct Heads {
     /// In `Label::ALL` order.
     pub labels: Vec<Head>,
     pub threat: Head,
+    /// Threat threshold for texts in which no threat cue fired: an implicit
+    /// threat must be read by the model alone, so the bar is calibrated apart.
+    pub threat_without_cue: f32,
     /// Red vs orange, among threats.
     pub red: Head,
     /// Yellow vs blue, among non-threats.
@@ -79,6 +82,8 @@ pub struct RiskModel {
 /// Raw scores of one text.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Scores {
+    /// At least one threat cue fired (not suppressed) in the text.
+    pub threat_cue: bool,
     pub labels: [f32; 5],
     pub threat: f32,
     pub red: f32,
@@ -103,7 +108,13 @@ impl Heads {
         for (s, h) in labels.iter_mut().zip(&self.labels) {
             *s = h.model.score(&x);
         }
-        Scores { labels, threat: self.threat.model.score(&x), red: self.red.model.score(&x), yellow: self.yellow.model.score(&x) }
+        Scores {
+            threat_cue: crate::features::has_threat_cue(features),
+            labels,
+            threat: self.threat.model.score(&x),
+            red: self.red.model.score(&x),
+            yellow: self.yellow.model.score(&x),
+        }
     }
 
     pub fn thresholds(&self) -> [f32; 5] {
@@ -115,23 +126,42 @@ impl Heads {
     }
 
     pub fn decide(&self, s: Scores) -> Decision {
-        decide(s, self.thresholds(), self.threat.threshold, self.red.threshold, self.yellow.threshold)
+        let t = LevelThresholds {
+            threat: self.threat.threshold,
+            threat_without_cue: self.threat_without_cue,
+            red: self.red.threshold,
+            yellow: self.yellow.threshold,
+        };
+        decide(s, self.thresholds(), t)
     }
 }
 
+#[derive(Debug, Clone, Copy)]
+pub struct LevelThresholds {
+    pub threat: f32,
+    pub threat_without_cue: f32,
+    pub red: f32,
+    pub yellow: f32,
+}
+
 /// The decision rule, separate from the heads so calibration can search thresholds.
-pub fn decide(s: Scores, thresholds: [f32; 5], t_threat: f32, t_red: f32, t_yellow: f32) -> Decision {
+///
+/// With a threat cue in the text, a flagged threat label or the threat head
+/// makes it a threat. Without one, only the threat head can, against its own
+/// (higher) bar: sentence vectors alone put chatty everyday text near threats.
+/// Labels and level are kept consistent: no threat label below orange, and at
+/// least one at orange or red.
+pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
     let mut flagged = [false; 5];
     for i in 0..5 {
         flagged[i] = s.labels[i] >= thresholds[i];
     }
     let threat_flagged = Label::ALL.iter().any(|l| l.is_threat() && flagged[l.index()]);
-    let threat = threat_flagged || s.threat >= t_threat;
+    let threat = if s.threat_cue { threat_flagged || s.threat >= t.threat } else { s.threat >= t.threat_without_cue };
     let mut forced_label = None;
     let level = if threat {
         if !threat_flagged {
-            // Keep labels and level consistent: name the likeliest threat,
-            // relative to its own threshold.
+            // Name the likeliest threat, relative to its own threshold.
             let best = Label::ALL
                 .into_iter()
                 .filter(|l| l.is_threat())
@@ -144,15 +174,20 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t_threat: f32, t_red: f32, t_yell
             flagged[best.index()] = true;
             forced_label = Some(best);
         }
-        if s.red >= t_red {
+        if s.red >= t.red {
             RiskLevel::Red
         } else {
             RiskLevel::Orange
         }
-    } else if s.yellow >= t_yellow {
-        RiskLevel::Yellow
     } else {
-        RiskLevel::Blue
+        for l in Label::ALL.into_iter().filter(|l| l.is_threat()) {
+            flagged[l.index()] = false;
+        }
+        if s.yellow >= t.yellow {
+            RiskLevel::Yellow
+        } else {
+            RiskLevel::Blue
+        }
     };
     Decision { scores: s, thresholds, flagged, level, forced_label }
 }

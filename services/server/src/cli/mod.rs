@@ -4,6 +4,7 @@ mod cues;
 mod embed;
 mod eval;
 mod input;
+mod judge;
 mod model;
 mod risk;
 mod train;
@@ -67,6 +68,8 @@ pub enum Command {
     Embed(embed::EmbedArgs),
     /// Show the cue lexicon's evidence spans for texts (offsets are Unicode chars).
     Cues(cues::CuesArgs),
+    /// Judge texts: labels with scores, level, reasons, evidence spans (JSON Lines out).
+    Judge(judge::JudgeArgs),
     /// Train the risk heads on a labelled set (thresholds calibrated by cross-validation).
     Train(train::TrainArgs),
     /// Evaluate on a labelled set: per-label P/R/F1, level confusion, under-triage, sweeps; JSON and HTML.
@@ -78,6 +81,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Model(c) => model::run(c),
         Command::Embed(a) => embed::run(a),
         Command::Cues(a) => cues::run(a),
+        Command::Judge(a) => judge::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
     }

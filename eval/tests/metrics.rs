@@ -1,0 +1,104 @@
+//! Metric code against values computed by hand (worked in the comments).
+
+use triage_eval::{compute, Scored};
+use triage_risk::{Label, RiskLevel};
+
+fn item(id: &str, gold: &[Label], gold_level: RiskLevel, pred: &[Label], level: RiskLevel, source: &str) -> Scored {
+    let mut flagged = [false; 5];
+    let mut scores = [0.1f32; 5];
+    for l in pred {
+        flagged[l.index()] = true;
+        scores[l.index()] = 0.9;
+    }
+    Scored {
+        id: id.into(),
+        source: source.into(),
+        text: format!("text {id}"),
+        gold_labels: gold.to_vec(),
+        gold_level,
+        scores,
+        flagged,
+        level,
+    }
+}
+
+fn six() -> Vec<Scored> {
+    use Label::*;
+    use RiskLevel::*;
+    vec![
+        item("1", &[Violence], Red, &[Violence], Red, "hotline"),
+        item("2", &[Violence, Retaliation], Orange, &[Violence], Yellow, "hotline"),
+        item("3", &[], Blue, &[Retaliation], Orange, "petition"),
+        item("4", &[Livelihood], Yellow, &[Livelihood], Yellow, "petition"),
+        item("5", &[SelfHarm], Red, &[SelfHarm], Orange, "chat"),
+        item("6", &[Livelihood], Blue, &[], Blue, "chat"),
+    ]
+}
+
+fn close(a: f64, b: f64) {
+    assert!((a - b).abs() < 1e-9, "{a} != {b}");
+}
+
+#[test]
+fn per_label_and_macro_f1() {
+    let m = compute(&six());
+    assert_eq!(m.n, 6);
+    // violence: tp 2 → 1/1/1; retaliation: tp 0, fp 1, fn 1 → 0; self_harm 1;
+    // collective: no gold, no prediction → 0; livelihood: tp 1, fn 1 → P 1, R .5, F1 2/3.
+    close(m.labels["violence"].f1, 1.0);
+    close(m.labels["retaliation"].f1, 0.0);
+    close(m.labels["self_harm"].f1, 1.0);
+    close(m.labels["collective"].f1, 0.0);
+    close(m.labels["livelihood"].precision, 1.0);
+    close(m.labels["livelihood"].recall, 0.5);
+    close(m.labels["livelihood"].f1, 2.0 / 3.0);
+    assert_eq!(m.labels["livelihood"].support, 2);
+    close(m.macro_f1, (1.0 + 0.0 + 1.0 + 0.0 + 2.0 / 3.0) / 5.0);
+}
+
+#[test]
+fn level_metrics() {
+    let m = compute(&six());
+    assert_eq!(m.level_confusion, [[1, 0, 1, 0], [0, 1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 1]]);
+    close(m.level_accuracy, 0.5);
+    // Gold red/orange: 1, 2, 5; item 2 fell to yellow.
+    close(m.under_triage, 1.0 / 3.0);
+    // Gold red: 1, 5; only 1 predicted red.
+    close(m.red_recall, 0.5);
+    // Gold blue/yellow: 3, 4, 6; item 3 raised to orange.
+    close(m.false_alarm, 1.0 / 3.0);
+    // QWK: observed weighted disagreement (4 + 1 + 1)/9 = 6/9; expected
+    // sum (i-j)^2 r_i c_j / (9 n) with r = [2,1,1,2], c = [1,2,2,1] is 90/54;
+    // 1 - (6/9)/(90/54) = 0.6.
+    close(m.level_qwk, 0.6);
+    assert_eq!(m.worst_misses.len(), 1);
+    assert_eq!(m.worst_misses[0].id, "2");
+}
+
+#[test]
+fn sweep_and_sources() {
+    let m = compute(&six());
+    let v = &m.threshold_sweep["violence"];
+    assert_eq!(v.len(), 19);
+    // Scores are 0.9 for flagged, 0.1 otherwise: everything flagged at 0.05,
+    // the predictions themselves from 0.15 to 0.9, nothing at 0.95.
+    close(v[0].recall, 1.0);
+    close(v[0].precision, 2.0 / 6.0);
+    close(v[10].precision, 1.0);
+    assert_eq!(v[18].recall, 0.0);
+    assert_eq!(m.by_source.len(), 3);
+    close(m.by_source["hotline"].level_accuracy, 0.5);
+    assert_eq!(m.by_source["chat"].n, 2);
+}
+
+#[test]
+fn report_is_self_contained_html() {
+    let m = compute(&six());
+    let html = triage_eval::report::html(&m, "t <&>", "v1");
+    assert!(html.starts_with("<!doctype html>"));
+    assert!(html.contains("<svg") && html.contains("t &lt;&amp;&gt;"));
+    for forbidden in ["<script", "http://", "https://", "<link"] {
+        assert!(!html.contains(forbidden), "{forbidden}");
+    }
+    assert!(html.contains("text 2"), "worst miss listed");
+}

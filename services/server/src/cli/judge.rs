@@ -1,0 +1,43 @@
+//! `triage judge`: labels, level, reasons and evidence for each text.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use serde_json::json;
+use triage_risk::{CueLexicon, Triage};
+
+use super::input::open_input;
+use super::{risk, ModelArgs};
+
+#[derive(Args, Debug)]
+pub struct JudgeArgs {
+    /// Input file, or - for stdin ({"id","text"} JSON Lines or plain lines).
+    #[arg(default_value = "-")]
+    pub input: String,
+    #[command(flatten)]
+    pub risk: risk::RiskModelArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+pub fn run(args: JudgeArgs) -> anyhow::Result<ExitCode> {
+    let triage = Triage::new(Arc::new(super::model::load_encoder(&args.model)?), CueLexicon::builtin()?, args.risk.load()?)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut failed = 0;
+    for item in open_input(&args.input)? {
+        let item = item?;
+        let rec = match triage.judge(&item.text) {
+            Ok(j) => json!({"id": item.id, "result": j}),
+            Err(e) => {
+                failed += 1;
+                json!({"id": item.id, "error": {"message": e.to_string()}})
+            }
+        };
+        serde_json::to_writer(&mut out, &rec)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(if failed > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,106 @@
+//! Cue spans on real sentences: what fires, where, and what must not fire.
+
+use triage_risk::{CueKind, CueLexicon, Label, Suppression};
+
+fn lexicon() -> CueLexicon {
+    CueLexicon::builtin().unwrap()
+}
+
+fn threats(text: &str) -> Vec<(Label, String)> {
+    lexicon()
+        .analyse(text)
+        .evidence
+        .into_iter()
+        .filter(|e| e.kind == CueKind::Threat)
+        .map(|e| (e.label.unwrap(), e.cue))
+        .collect()
+}
+
+#[test]
+fn a_threat_fires_with_char_offsets() {
+    let text = "老板拖欠工资三个月，明天上午我就带汽油去镇政府，跟他们同归于尽！";
+    let r = lexicon().analyse(text);
+    let chars: Vec<char> = text.chars().collect();
+    let find = |cue: &str| r.evidence.iter().find(|e| e.cue == cue).unwrap_or_else(|| panic!("{cue} missing: {:?}", r.evidence));
+    for e in &r.evidence {
+        // Offsets are Unicode chars, end exclusive.
+        assert_eq!(chars[e.start..e.end].iter().collect::<String>(), e.cue);
+    }
+    let petrol = find("汽油");
+    assert_eq!((petrol.start, petrol.end), (17, 19));
+    assert!(r.evidence.iter().any(|e| e.kind == CueKind::SpecificTime && e.cue.starts_with("明天")));
+    assert!(r.evidence.iter().any(|e| e.kind == CueKind::SpecificMeans && e.cue == "汽油"));
+    assert!(r.evidence.iter().any(|e| e.label == Some(Label::Retaliation) && e.cue.contains("同归于尽")));
+    assert!(r.evidence.iter().any(|e| e.label == Some(Label::Livelihood) && e.kind == CueKind::Topic));
+}
+
+#[test]
+fn figurative_and_everyday_usage_does_not_fire() {
+    for text in [
+        "今天去市场砍价，老板说我太会杀价了",
+        "双十一秒杀抢到了一台电视",
+        "我准备跟物业打官司，先打电话咨询一下律师",
+        "疫情结束后大家都在报复性消费，报复性熬夜也很常见",
+        "累死了，加班到十二点，饿死了，笑死我了",
+        "电脑中毒了，要装个杀毒软件，顺便点了份炸鸡",
+        "堵车堵得要命，气炸了",
+    ] {
+        assert!(threats(text).is_empty(), "{text}: {:?}", threats(text));
+    }
+    let r = lexicon().analyse("报复性消费");
+    assert!(r.suppressed.iter().any(|(e, why)| e.cue == "报复" && matches!(why, Suppression::Figurative | Suppression::InsideWord)), "{:?}", r.suppressed);
+}
+
+#[test]
+fn negated_threats_do_not_fire_but_conditional_ones_do() {
+    for text in ["我绝不会做傻事，请你们放心", "我不会跳楼的，就是想要个说法", "我从没想过报复谁"] {
+        assert!(threats(text).is_empty(), "{text}: {:?}", threats(text));
+        assert!(lexicon().analyse(text).suppressed.iter().any(|(_, w)| *w == Suppression::Negated), "{text}");
+    }
+    // "再不……就……" names an act: it is a threat.
+    assert!(threats("再不给钱我就跳楼").iter().any(|(l, _)| *l == Label::SelfHarm));
+    assert!(threats("如果再不解决，我就去把他家的车砸了").iter().any(|(l, _)| *l == Label::Violence));
+}
+
+#[test]
+fn finished_past_events_and_fiction_do_not_fire() {
+    let past = "去年他在村口跟人打架了，已经处理完，我想问问医药费怎么报销";
+    assert!(threats(past).is_empty(), "{:?}", threats(past));
+    let fiction = "昨晚看的电视剧里，男主角说要报复社会，太吓人了";
+    assert!(threats(fiction).is_empty(), "{:?}", threats(fiction));
+    // A party's own words quoted in a grid report still count.
+    let reported = "网格员上报：当事人王某扬言“谁来量地我就跟谁拼命”。";
+    assert!(!threats(reported).is_empty());
+    // Habitual violence is not a finished past event.
+    assert!(!threats("他以前就经常喝了酒砸东西，昨天又砸了").is_empty());
+}
+
+#[test]
+fn constructions_are_caught_by_patterns() {
+    for (text, label) in [
+        ("那个姓孙的我见他一次打他一次", Label::Violence),
+        ("这个仇我记下了，早晚要讨回来", Label::Retaliation),
+        ("房子不给我，我这条老命也不要了", Label::SelfHarm),
+        ("工友们明天都去劳动局门口", Label::Collective),
+    ] {
+        assert!(threats(text).iter().any(|(l, _)| *l == label), "{text}: {:?}", threats(text));
+    }
+}
+
+#[test]
+fn never_panics_on_awkward_text() {
+    let lex = lexicon();
+    for text in ["", " ", "。。。", "“”", "把", "跟他", "a\u{0}b", "😡😡😡拼了", "把他砸了，。", "\n\n跳楼\n"] {
+        let r = lex.analyse(text);
+        for e in &r.evidence {
+            assert!(e.start < e.end && e.end <= text.chars().count());
+        }
+    }
+}
+
+#[test]
+fn everyday_phrases_are_rewritten_for_the_encoder() {
+    let lex = lexicon();
+    assert_eq!(lex.neutralise("今天砍价砍到五折，累死了"), "今天讲价砍到五折，很累了");
+    assert_eq!(lex.neutralise("他说要砍死你"), "他说要砍死你");
+}

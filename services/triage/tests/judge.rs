@@ -1,0 +1,91 @@
+//! The trained model on the real encoder (run `triage model fetch` first).
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use triage_encoder::{Encoder, EncoderOptions, MODEL_FILE};
+use triage_risk::{CueLexicon, Label, RiskLevel, RiskModel, Triage, TriageError};
+
+fn triage() -> &'static Triage {
+    static T: OnceLock<Triage> = OnceLock::new();
+    T.get_or_init(|| {
+        let dir = std::env::var_os("TRIAGE_MODEL_DIR").map(PathBuf::from).unwrap_or_else(triage_fetch::default_model_dir);
+        assert!(dir.join(MODEL_FILE).is_file(), "model missing in {}: run `triage model fetch`", dir.display());
+        let encoder = Encoder::load(&dir, EncoderOptions::default()).unwrap();
+        let model: RiskModel = serde_json::from_str(include_str!("../../../models/heads/risk.json")).unwrap();
+        Triage::new(Arc::new(encoder), CueLexicon::builtin().unwrap(), model).unwrap()
+    })
+}
+
+fn flagged(j: &triage_risk::Judgement) -> Vec<Label> {
+    j.labels.iter().filter(|l| l.flagged).map(|l| l.label).collect()
+}
+
+#[test]
+fn explicit_threat_with_means_and_time_is_red_with_evidence() {
+    let j = triage().judge("拆迁补偿一直不给，明天上午我就带上汽油去镇政府，让他们付出代价！").unwrap();
+    assert_eq!(j.level, RiskLevel::Red, "{j:?}");
+    // Petrol taken to a government office is read as violence or self-harm in
+    // the labelled sets alike; a threat label must be flagged either way.
+    assert!(flagged(&j).iter().any(|l| l.is_threat()), "{:?}", flagged(&j));
+    assert!(j.evidence.iter().any(|e| e.cue == "汽油"));
+    assert!(!j.reasons.is_empty() && j.reasons.last().unwrap().starts_with("红色"));
+    assert_eq!(j.model_version, triage().model().version);
+}
+
+#[test]
+fn routine_and_figurative_texts_stay_low() {
+    for text in [
+        "你好，想咨询一下新农合住院报销比例是多少，需要带哪些材料？",
+        "我准备和装修公司打官司，想问问去哪里申请法律援助",
+    ] {
+        let j = triage().judge(text).unwrap();
+        assert!(j.level <= RiskLevel::Yellow, "{text}: {:?} {:?}", j.level, flagged(&j));
+        assert!(!flagged(&j).iter().any(|l| l.is_threat()), "{text}: {:?}", flagged(&j));
+    }
+}
+
+#[test]
+fn negated_self_harm_is_not_flagged() {
+    let j = triage().judge("你们放心，我绝不会做傻事，就是想问问低保申请为什么还没批下来").unwrap();
+    assert!(!flagged(&j).contains(&Label::SelfHarm), "{:?} {:?}", flagged(&j), j.labels);
+    assert!(j.level <= RiskLevel::Yellow);
+}
+
+/// Known failure of risk-1.0 (see EVALUATION.md): the cue lexicon drops
+/// 砍价/杀价, but the sentence vector of this short chatty text still sits near
+/// retaliation and the no-cue threat bar is passed. Run with `--ignored`.
+#[test]
+#[ignore = "known failure of risk-1.0: figurative chat read as a threat by the embedding heads"]
+fn figurative_chat_is_not_a_threat() {
+    let j = triage().judge("今天去菜市场砍价砍到了五折，老板说我是杀价高手，笑死了").unwrap();
+    assert!(j.level <= RiskLevel::Yellow, "{:?} {:?}", j.level, flagged(&j));
+}
+
+/// Known failure of risk-1.0 (see EVALUATION.md): without a threat cue the
+/// heads on frozen e5-small vectors miss these implicit threats.
+#[test]
+#[ignore = "known failure of risk-1.0: implicit threats without cues are missed"]
+fn implicit_threats_without_lexicon_cues_are_caught_by_the_model() {
+    // None of these contains a threat phrase of the lexicon; the encoder has to read them.
+    for text in [
+        "那个开发商欠我们的房款一直不还，他家住哪个小区我已经打听清楚了，他儿子每天几点放学我也知道。",
+        "姓刘的村干部把我家低保名额给了他亲戚，他家新盖的房子是木头梁的，冬天天干物燥，哪天出点什么事可别赖我。",
+    ] {
+        let r = CueLexicon::builtin().unwrap().analyse(text);
+        assert!(r.evidence.iter().all(|e| e.kind != triage_risk::CueKind::Threat), "{text}: {:?}", r.evidence);
+        let j = triage().judge(text).unwrap();
+        assert!(j.level >= RiskLevel::Orange, "{text}: {:?} {:?}", j.level, j.labels);
+    }
+}
+
+#[test]
+fn input_limits() {
+    assert!(matches!(triage().judge("  "), Err(TriageError::EmptyText { .. })));
+    assert!(matches!(triage().judge(&"长".repeat(5001)), Err(TriageError::TextTooLong { chars: 5001, .. })));
+    // A long text within the limit is read whole, in chunks.
+    let long = "我们小区的电梯坏了三个月没人修。".repeat(250);
+    assert!(long.chars().count() <= 5000);
+    let j = triage().judge(&long).unwrap();
+    assert!(flagged(&j).contains(&Label::Livelihood));
+}
