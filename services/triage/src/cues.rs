@@ -21,6 +21,8 @@ pub const DEFAULT_LEXICON: &str = include_str!("../../../models/lexicon/cues.tom
 pub enum CueKind {
     /// Intent, threat or act for a threat label.
     Threat,
+    /// A word that often accompanies a threat but is none by itself (集体, 汽油).
+    Mention,
     /// A livelihood matter.
     Topic,
     SpecificTime,
@@ -87,6 +89,8 @@ struct Phrases {
 #[derive(Deserialize)]
 struct LexiconFile {
     threat: BTreeMap<String, Phrases>,
+    #[serde(default)]
+    mention: BTreeMap<String, Phrases>,
     topic: BTreeMap<String, Phrases>,
     specific: BTreeMap<String, Phrases>,
     escalation: BTreeMap<String, Phrases>,
@@ -143,6 +147,10 @@ impl CueLexicon {
         for (name, ph) in &file.threat {
             let label = name.parse::<Label>().map_err(|e| LexiconError(e.to_string()))?;
             add(&ph.phrases, Pattern::Cue(Some(label), CueKind::Threat));
+        }
+        for (name, ph) in &file.mention {
+            let label = name.parse::<Label>().map_err(|e| LexiconError(e.to_string()))?;
+            add(&ph.phrases, Pattern::Cue(Some(label), CueKind::Mention));
         }
         for (name, ph) in &file.topic {
             let label = name.parse::<Label>().map_err(|e| LexiconError(e.to_string()))?;
@@ -236,7 +244,7 @@ impl CueLexicon {
             let aligned = boundaries.binary_search(&h.start).is_ok() && boundaries.binary_search(&h.end).is_ok();
             // Topic and escalation cues name matters, not acts: no boundary check
             // (工资 inside 拖欠工资 still names wages).
-            let checked = kind == CueKind::Threat || kind.is_specific();
+            let checked = matches!(kind, CueKind::Threat | CueKind::Mention) || kind.is_specific();
             let inside_word = checked && !aligned && !h.regex;
             let ev = Evidence {
                 label,
@@ -246,7 +254,7 @@ impl CueLexicon {
                 end: char_at(h.end),
             };
             if inside_word {
-                if kind == CueKind::Threat {
+                if matches!(kind, CueKind::Threat | CueKind::Mention) {
                     report.suppressed.push((ev, Suppression::InsideWord));
                 }
                 continue;
@@ -267,7 +275,7 @@ impl CueLexicon {
         if figurative.iter().any(|f| f.start <= h.start && h.end <= f.end && (f.start, f.end) != (h.start, h.end)) {
             return Some(Suppression::Figurative);
         }
-        if kind != CueKind::Threat {
+        if !matches!(kind, CueKind::Threat | CueKind::Mention) {
             return None;
         }
         // A regex hit may run past the clause or sentence that holds its start.
