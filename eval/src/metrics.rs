@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use triage_risk::data::Example;
+use triage_risk::model::Decision;
 use triage_risk::{Label, RiskLevel};
 
 /// One gold example next to the model's answer.
@@ -18,6 +20,22 @@ pub struct Scored {
     pub scores: [f32; 5],
     pub flagged: [bool; 5],
     pub level: RiskLevel,
+}
+
+impl Scored {
+    /// A labelled example next to the model's decision on it.
+    pub fn new(e: &Example, d: &Decision) -> Self {
+        Self {
+            id: e.id.clone(),
+            source: e.source.clone(),
+            text: e.text.clone(),
+            gold_labels: e.labels.clone(),
+            gold_level: e.level,
+            scores: d.scores.labels,
+            flagged: d.flagged,
+            level: d.level,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]

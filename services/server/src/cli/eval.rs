@@ -44,19 +44,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let scored: Vec<Scored> = examples
         .iter()
         .zip(&feats)
-        .map(|(e, f)| {
-            let d = heads.decide(heads.scores(&f.row));
-            Scored {
-                id: e.id.clone(),
-                source: e.source.clone(),
-                text: e.text.clone(),
-                gold_labels: e.labels.clone(),
-                gold_level: e.level,
-                scores: d.scores.labels,
-                flagged: d.flagged,
-                level: d.level,
-            }
-        })
+        .map(|(e, f)| Scored::new(e, &heads.decide(heads.scores(&f.row))))
         .collect();
     let m = triage_eval::compute(&scored);
     let seconds = started.elapsed().as_secs_f64();

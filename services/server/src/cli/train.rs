@@ -69,16 +69,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let scored: Vec<Scored> = examples
         .iter()
         .zip(&out.oof)
-        .map(|(e, d)| Scored {
-            id: e.id.clone(),
-            source: e.source.clone(),
-            text: String::new(),
-            gold_labels: e.labels.clone(),
-            gold_level: e.level,
-            scores: d.scores.labels,
-            flagged: d.flagged,
-            level: d.level,
-        })
+        .map(|(e, d)| Scored::new(e, d))
         .collect();
     let cv = triage_eval::compute(&scored);
     if let Some(p) = &args.oof {
