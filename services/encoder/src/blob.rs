@@ -166,7 +166,7 @@ impl Blob {
                 BlobDType::F32 => elements * 4,
                 BlobDType::Q4_0 => elements / Q4_BLOCK * Q4_BLOCK_BYTES,
             };
-            if (dtype == BlobDType::Q4_0 && elements % Q4_BLOCK != 0) || bytes != expected {
+            if (dtype == BlobDType::Q4_0 && !elements.is_multiple_of(Q4_BLOCK)) || bytes != expected {
                 return Err(bad(format!("tensor {name}: {bytes} bytes for {elements} {dtype:?} elements")));
             }
             if offset.checked_add(bytes).is_none_or(|e| e > data.len()) {

@@ -350,7 +350,7 @@ fn char_index(text: &str) -> impl Fn(usize) -> usize + '_ {
 
 /// Keeps the longest of overlapping spans of the same label and kind.
 fn dedupe(mut ev: Vec<Evidence>) -> Vec<Evidence> {
-    ev.sort_by(|a, b| (a.label, a.kind, a.start, std::cmp::Reverse(a.end)).cmp(&(b.label, b.kind, b.start, std::cmp::Reverse(b.end))));
+    ev.sort_by_key(|e| (e.label, e.kind, e.start, std::cmp::Reverse(e.end)));
     let mut out: Vec<Evidence> = Vec::with_capacity(ev.len());
     for e in ev {
         if let Some(last) = out.last() {
