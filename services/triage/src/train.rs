@@ -16,11 +16,13 @@ pub struct TrainConfig {
     pub under_triage_cost: f64,
     /// Cost of a gold red predicted orange, relative to an orange predicted red.
     pub missed_red_cost: f64,
+    /// Under-triage cost for texts in which no threat cue fired.
+    pub no_cue_under_triage_cost: f64,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { seed: 20261129, folds: 5, logreg: LogRegConfig::default(), under_triage_cost: 3.0, missed_red_cost: 2.0 }
+        Self { seed: 20261129, folds: 5, logreg: LogRegConfig::default(), under_triage_cost: 3.0, missed_red_cost: 2.0, no_cue_under_triage_cost: 3.0 }
     }
 }
 
@@ -117,11 +119,11 @@ fn calibrate(scores: &[Scores], ex: &[Example], cfg: &TrainConfig) -> ([f32; 5],
             .zip(ex)
             .filter(|(s, _)| s.threat_cue == with_cue)
             .map(|(s, e)| match (high(e.level), high(decide(*s, thresholds, lt).level)) {
-                // Without any threat cue the model alone must be more sure
-                // than not: the training set holds far more threats (38 %)
-                // than a real case stream, so recall is not bought there.
+                // Texts without any threat cue get their own threshold and
+                // cost (`no_cue_under_triage_cost`): lowering the cost trades
+                // under-triage for fewer false alarms (EVALUATION.md).
                 (true, false) if with_cue => cfg.under_triage_cost,
-                (true, false) => 1.0,
+                (true, false) => cfg.no_cue_under_triage_cost,
                 (false, true) => 1.0,
                 _ => 0.0,
             })

@@ -37,6 +37,9 @@ pub struct TrainArgs {
     /// Inverse L2 strength of the logistic heads (on standardised features).
     #[arg(long, default_value_t = 0.05)]
     pub c: f64,
+    /// Under-triage cost (relative to a false alarm) when no threat cue fired.
+    #[arg(long, default_value_t = 3.0)]
+    pub no_cue_cost: f64,
     /// Also write the out-of-fold predictions (JSON Lines) here, for error analysis.
     #[arg(long)]
     pub oof: Option<PathBuf>,
@@ -64,7 +67,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let rows: Vec<Vec<f32>> = feats.iter().map(|f| f.row.clone()).collect();
     let feature_seconds = started.elapsed().as_secs_f64();
 
-    let cfg = TrainConfig { seed: args.seed, folds: args.folds, logreg: LogRegConfig { c: args.c, ..Default::default() }, ..Default::default() };
+    let cfg = TrainConfig { seed: args.seed, folds: args.folds, logreg: LogRegConfig { c: args.c, ..Default::default() }, no_cue_under_triage_cost: args.no_cue_cost, ..Default::default() };
     let out = train(&rows, &examples, &cfg);
     let scored: Vec<Scored> = examples
         .iter()
@@ -105,6 +108,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             "seed": args.seed,
             "folds": args.folds,
             "c": args.c,
+            "no_cue_cost": args.no_cue_cost,
             "cross_validation": {
                 "macro_f1": cv.macro_f1,
                 "level_accuracy": cv.level_accuracy,
