@@ -85,6 +85,10 @@ impl Triage {
         &self.encoder
     }
 
+    pub fn lexicon(&self) -> &CueLexicon {
+        &self.lexicon
+    }
+
     pub fn judge(&self, text: &str) -> Result<Judgement, TriageError> {
         Ok(self.judge_batch(&[text])?.remove(0))
     }

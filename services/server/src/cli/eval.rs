@@ -38,8 +38,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let examples = read_labelled(&path)?;
     let triage = Triage::new(Arc::new(super::model::load_encoder(&args.model)?), CueLexicon::builtin()?, args.risk.load()?)?;
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-    let lexicon = CueLexicon::builtin()?;
-    let feats = risk::extract(triage.encoder(), &lexicon, &texts, "evaluating")?;
+    let feats = risk::extract(triage.encoder(), triage.lexicon(), &texts, "evaluating")?;
     let heads = &triage.model().heads;
     let scored: Vec<Scored> = examples
         .iter()
