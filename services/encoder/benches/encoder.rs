@@ -33,7 +33,7 @@ fn main() {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string())
         .collect();
-    let dir = std::env::var_os("TRIAGE_MODEL_DIR").map(PathBuf::from).unwrap_or_else(triage_fetch::default_model_dir);
+    let dir = triage_fetch::model_dir_from_env();
 
     let t0 = Instant::now();
     let enc = Encoder::load(&dir, EncoderOptions { matmul: mode, ..Default::default() }).unwrap();

@@ -8,7 +8,7 @@ use triage_encoder::blob::{Blob, BlobDType};
 use triage_encoder::{cosine, Encoder, EncoderError, EncoderOptions, MatmulMode, MODEL_FILE};
 
 fn model_dir() -> PathBuf {
-    let dir = std::env::var_os("TRIAGE_MODEL_DIR").map(PathBuf::from).unwrap_or_else(triage_fetch::default_model_dir);
+    let dir = triage_fetch::model_dir_from_env();
     assert!(dir.join(MODEL_FILE).is_file(), "model missing in {}: run `triage model fetch`", dir.display());
     dir
 }

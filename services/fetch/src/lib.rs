@@ -110,6 +110,12 @@ pub fn default_model_dir() -> PathBuf {
     base_cache().join("models").join("multilingual-e5-small")
 }
 
+/// The model directory from `TRIAGE_MODEL_DIR`, else the default (for tests
+/// and benches; the CLI reads the same variable through clap).
+pub fn model_dir_from_env() -> PathBuf {
+    std::env::var_os("TRIAGE_MODEL_DIR").map(PathBuf::from).unwrap_or_else(default_model_dir)
+}
+
 /// Default wheel cache: `$XDG_CACHE_HOME/triage/wheels`.
 pub fn default_cache_dir() -> PathBuf {
     base_cache().join("wheels")

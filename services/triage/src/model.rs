@@ -66,6 +66,10 @@ pub struct Heads {
     pub yellow: Head,
 }
 
+/// The trained model shipped in the repository (`models/heads/risk.json`),
+/// compiled in; `triage train` rewrites the file, so rebuild after training.
+pub const BUILTIN_MODEL: &str = include_str!("../../../models/heads/risk.json");
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RiskModel {
     /// Reported with every answer.
@@ -77,6 +81,12 @@ pub struct RiskModel {
     pub heads: Heads,
     /// How it was trained (data hash, seed, cross-validation figures).
     pub training: serde_json::Value,
+}
+
+impl RiskModel {
+    pub fn builtin() -> Result<Self, serde_json::Error> {
+        serde_json::from_str(BUILTIN_MODEL)
+    }
 }
 
 /// Raw scores of one text.

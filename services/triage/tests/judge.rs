@@ -1,6 +1,5 @@
 //! The trained model on the real encoder (run `triage model fetch` first).
 
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use triage_encoder::{Encoder, EncoderOptions, MODEL_FILE};
@@ -9,10 +8,10 @@ use triage_risk::{CueLexicon, Label, RiskLevel, RiskModel, Triage, TriageError};
 fn triage() -> &'static Triage {
     static T: OnceLock<Triage> = OnceLock::new();
     T.get_or_init(|| {
-        let dir = std::env::var_os("TRIAGE_MODEL_DIR").map(PathBuf::from).unwrap_or_else(triage_fetch::default_model_dir);
+        let dir = triage_fetch::model_dir_from_env();
         assert!(dir.join(MODEL_FILE).is_file(), "model missing in {}: run `triage model fetch`", dir.display());
         let encoder = Encoder::load(&dir, EncoderOptions::default()).unwrap();
-        let model: RiskModel = serde_json::from_str(include_str!("../../../models/heads/risk.json")).unwrap();
+        let model = RiskModel::builtin().unwrap();
         Triage::new(Arc::new(encoder), CueLexicon::builtin().unwrap(), model).unwrap()
     })
 }

@@ -2,14 +2,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
 use triage_eval::{report, Scored};
 use triage_risk::data::read_labelled;
-use triage_risk::{CueLexicon, Triage};
 
 use super::{risk, ModelArgs};
 
@@ -32,11 +30,11 @@ pub struct EvalArgs {
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let path = args.data.clone().unwrap_or_else(|| risk::data_dir(None).join("dev.jsonl"));
+    let path = args.data.clone().unwrap_or_else(|| risk::data_dir().join("dev.jsonl"));
     // Read and validate the whole file before loading the model: a malformed
     // line fails fast with its line number.
     let examples = read_labelled(&path)?;
-    let triage = Triage::new(Arc::new(super::model::load_encoder(&args.model)?), CueLexicon::builtin()?, args.risk.load()?)?;
+    let triage = risk::load_triage(&args.model, &args.risk)?;
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
     let feats = risk::extract(triage.encoder(), triage.lexicon(), &texts, "evaluating")?;
     let heads = &triage.model().heads;

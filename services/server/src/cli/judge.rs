@@ -2,11 +2,9 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Args;
 use serde_json::json;
-use triage_risk::{CueLexicon, Triage};
 
 use super::input::open_input;
 use super::{risk, ModelArgs};
@@ -23,7 +21,7 @@ pub struct JudgeArgs {
 }
 
 pub fn run(args: JudgeArgs) -> anyhow::Result<ExitCode> {
-    let triage = Triage::new(Arc::new(super::model::load_encoder(&args.model)?), CueLexicon::builtin()?, args.risk.load()?)?;
+    let triage = risk::load_triage(&args.model, &args.risk)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut failed = 0;
     for item in open_input(&args.input)? {

@@ -2,17 +2,18 @@
 //! extraction with a progress bar, the risk model file.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use triage_encoder::Encoder;
 use triage_risk::judge::{features, TextFeatures};
-use triage_risk::{CueLexicon, RiskModel};
+use triage_risk::model::BUILTIN_MODEL;
+use triage_risk::{CueLexicon, RiskModel, Triage};
 
-/// The trained model shipped in the repository, compiled in.
-pub const BUILTIN_MODEL: &str = include_str!("../../../../models/heads/risk.json");
+use super::ModelArgs;
 
 #[derive(Args, Debug, Clone)]
 pub struct RiskModelArgs {
@@ -31,11 +32,15 @@ impl RiskModelArgs {
     }
 }
 
-/// Labelled data directory: `--data-dir`, `TRIAGE_DATA`, or ../shared/data.
-pub fn data_dir(flag: Option<&Path>) -> PathBuf {
-    flag.map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("TRIAGE_DATA").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("../shared/data"))
+/// Encoder (fetched if missing), built-in lexicon and the chosen risk model.
+pub fn load_triage(model: &ModelArgs, risk: &RiskModelArgs) -> anyhow::Result<Triage> {
+    let encoder = Arc::new(super::model::load_encoder(model)?);
+    Ok(Triage::new(encoder, CueLexicon::builtin()?, risk.load()?)?)
+}
+
+/// Labelled data directory: `TRIAGE_DATA`, or ../shared/data.
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("TRIAGE_DATA").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("../shared/data"))
 }
 
 /// Feature rows for all texts, 64 at a time, with a progress bar on a terminal.

@@ -49,7 +49,7 @@ pub struct TrainArgs {
 
 pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let path = args.data.clone().unwrap_or_else(|| risk::data_dir(None).join("train.jsonl"));
+    let path = args.data.clone().unwrap_or_else(|| risk::data_dir().join("train.jsonl"));
     let raw = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let mut examples = read_labelled(&path)?;
     let overrides = if args.overrides.is_file() {
