@@ -11,55 +11,10 @@ use jieba_rs::Jieba;
 use serde::{Deserialize, Serialize};
 
 use crate::label::Label;
+pub use triage_proto::{CueKind, Evidence};
 
 /// The lexicon shipped with the model, compiled in.
 pub const DEFAULT_LEXICON: &str = include_str!("../../../models/lexicon/cues.toml");
-
-/// What a cue says about the text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CueKind {
-    /// Intent, threat or act for a threat label.
-    Threat,
-    /// A word that often accompanies a threat but is none by itself (集体, 汽油).
-    Mention,
-    /// A livelihood matter.
-    Topic,
-    SpecificTime,
-    SpecificMeans,
-    SpecificGathering,
-    SpecificInProgress,
-    SpecificPlace,
-    VagueWarning,
-    Repeat,
-    Survival,
-}
-
-impl CueKind {
-    pub fn is_specific(self) -> bool {
-        matches!(
-            self,
-            CueKind::SpecificTime
-                | CueKind::SpecificMeans
-                | CueKind::SpecificGathering
-                | CueKind::SpecificInProgress
-                | CueKind::SpecificPlace
-        )
-    }
-}
-
-/// One span of the text that triggered a cue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Evidence {
-    /// The label the cue supports; absent for level cues (specifics, warnings, ...).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub label: Option<Label>,
-    pub kind: CueKind,
-    pub cue: String,
-    /// Char offsets, end exclusive.
-    pub start: usize,
-    pub end: usize,
-}
 
 /// Why a cue match was not taken as evidence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

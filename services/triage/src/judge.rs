@@ -6,6 +6,7 @@ use serde::Serialize;
 use triage_encoder::{Encoder, EncoderError};
 
 use crate::cues::{CueKind, CueLexicon, CueReport, Evidence};
+pub use triage_proto::LabelScore;
 use crate::features::cue_features;
 use crate::label::{Label, RiskLevel};
 use crate::model::{Decision, RiskModel};
@@ -27,14 +28,6 @@ pub enum TriageError {
     Model(String),
     #[error(transparent)]
     Encoder(#[from] EncoderError),
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct LabelScore {
-    pub label: Label,
-    pub score: f32,
-    pub threshold: f32,
-    pub flagged: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

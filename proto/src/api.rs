@@ -1,0 +1,231 @@
+//! Request and answer bodies of the `/v1` routes.
+//!
+//! Labels, levels and dates arrive as strings and are checked by the server,
+//! so that an unknown label or a bad date gets its own error code
+//! (`unknown_label`, `unknown_level`, `invalid_date`) instead of a generic
+//! JSON error; the OpenAPI schema still lists the allowed values.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::evidence::Evidence;
+use crate::vocab::{Label, RiskLevel};
+
+/// One label's score against its calibrated threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LabelScore {
+    pub label: Label,
+    pub score: f32,
+    pub threshold: f32,
+    pub flagged: bool,
+}
+
+/// What the platform knows about a case besides its text. Every field is optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseContext {
+    /// Who filed it (ID number, phone, account). Hashed with the service's salt
+    /// before it is compared or stored; never logged.
+    pub reporter: Option<String>,
+    pub district: Option<String>,
+    /// When the case was received (RFC 3339, or a date read as 00:00 UTC+8).
+    #[schema(format = DateTime)]
+    pub received_at: Option<String>,
+    /// 受理: when the case was accepted.
+    #[schema(format = DateTime)]
+    pub accepted_at: Option<String>,
+    /// 见面/联系: when the handler met or contacted the petitioner.
+    #[schema(format = DateTime)]
+    pub met_at: Option<String>,
+    /// 解决: when the matter was resolved.
+    #[schema(format = DateTime)]
+    pub resolved_at: Option<String>,
+    /// 结案: when the case was closed.
+    #[schema(format = DateTime)]
+    pub closed_at: Option<String>,
+    /// The moment to judge time limits at (default: now). For replays and imports.
+    #[schema(format = DateTime)]
+    pub as_of: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriageRequest {
+    /// 1 to 5,000 characters.
+    pub text: String,
+    pub case_id: Option<String>,
+    pub context: Option<CaseContext>,
+    /// Also index the case for similar-case search (needs `case_id`).
+    #[serde(default)]
+    pub store: bool,
+}
+
+/// A raise of the level by an escalation rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Escalation {
+    pub from: RiskLevel,
+    pub to: RiskLevel,
+    /// The rule's id in the policy file (`models/policy.toml`).
+    pub rule: String,
+    /// Why, in Chinese.
+    pub reason: String,
+}
+
+/// A past case the judgement looked at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SimilarCase {
+    pub case_id: String,
+    /// Cosine similarity of the two texts' vectors.
+    pub score: f32,
+    pub level: RiskLevel,
+    pub labels: Vec<Label>,
+    pub district: Option<String>,
+    #[schema(format = DateTime)]
+    pub received_at: Option<String>,
+    /// Filed by the same reporter (compared by hash).
+    pub same_reporter: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TriageResponse {
+    pub case_id: Option<String>,
+    pub labels: Vec<LabelScore>,
+    /// The level after escalation.
+    pub level: RiskLevel,
+    /// The level from the text alone.
+    pub base_level: RiskLevel,
+    pub escalations: Vec<Escalation>,
+    /// Why the labels and base level are what they are, in Chinese.
+    pub reasons: Vec<String>,
+    /// Which characters triggered which cue (char offsets, end exclusive).
+    pub evidence: Vec<Evidence>,
+    /// Past cases the escalation rules looked at.
+    pub similar: Vec<SimilarCase>,
+    /// Whether the case was indexed by this call.
+    pub stored: bool,
+    pub model_version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// 1 to 64 items.
+    pub items: Vec<TriageRequest>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BatchResponse {
+    /// In the order of the request's items.
+    pub items: Vec<TriageResponse>,
+}
+
+/// Index (or replace) a case by its id.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseRequest {
+    pub case_id: String,
+    pub text: String,
+    pub context: Option<CaseContext>,
+    /// Labels decided by people; when absent the model's labels are stored.
+    #[schema(value_type = Option<Vec<Label>>)]
+    pub labels: Option<Vec<String>>,
+    /// Level decided by people; when absent the model's level (after escalation) is stored.
+    #[schema(value_type = Option<RiskLevel>)]
+    pub level: Option<String>,
+}
+
+/// A stored case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Case {
+    pub case_id: String,
+    /// Absent when the service is set not to store texts.
+    pub text: Option<String>,
+    pub labels: Vec<Label>,
+    pub level: RiskLevel,
+    pub district: Option<String>,
+    /// Salted SHA-256 of the reporter, hex.
+    pub reporter_hash: Option<String>,
+    #[schema(format = DateTime)]
+    pub received_at: Option<String>,
+    /// Model that judged it; absent when labels and level came from people.
+    pub model_version: Option<String>,
+    #[schema(format = DateTime)]
+    pub indexed_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeleteResponse {
+    pub case_id: String,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchFilters {
+    pub district: Option<String>,
+    /// Cases that carry every one of these labels.
+    #[schema(value_type = Option<Vec<Label>>)]
+    pub labels: Option<Vec<String>>,
+    /// Cases at this level or higher.
+    #[schema(value_type = Option<RiskLevel>)]
+    pub min_level: Option<String>,
+    #[schema(format = DateTime)]
+    pub received_from: Option<String>,
+    #[schema(format = DateTime)]
+    pub received_to: Option<String>,
+    /// A reporter id in the clear; hashed by the service before matching.
+    pub reporter: Option<String>,
+}
+
+/// Search by a text or by a stored case's id (exactly one of them).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    pub text: Option<String>,
+    pub case_id: Option<String>,
+    pub filters: Option<SearchFilters>,
+    /// 1 to 100; default 10.
+    pub top_k: Option<usize>,
+}
+
+/// What a hit has in common with the query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Shared {
+    pub labels: Vec<Label>,
+    pub level: bool,
+    pub district: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SearchHit {
+    pub case: Case,
+    /// Cosine similarity to the query.
+    pub score: f32,
+    pub shared: Shared,
+}
+
+/// The query as the service read it: the labels and level the hits are compared with.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SearchQuery {
+    pub labels: Vec<Label>,
+    pub level: RiskLevel,
+    pub district: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SearchResponse {
+    pub query: SearchQuery,
+    pub hits: Vec<SearchHit>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Ready {
+    pub ready: bool,
+    pub model_version: String,
+    pub store: String,
+}
