@@ -1,0 +1,137 @@
+//! The case store: past cases with their vectors, searched by similarity
+//! with filters. One trait, two real backends:
+//!
+//! - [`EdgeStore`]: Qdrant's in-process engine (`qdrant-edge`) in a local
+//!   directory, the default;
+//! - [`QdrantStore`]: a Qdrant server or cluster through `qdrant-client`.
+//!
+//! Both keep the same payload (see [`CasePayload`]) and filters, and both
+//! acknowledge a write only once it is durable (edge: flushed to disk;
+//! Qdrant: `wait=true`).
+
+mod edge;
+mod payload;
+mod remote;
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+use triage_proto::{Label, RiskLevel};
+
+pub use edge::EdgeStore;
+pub use payload::CasePayload;
+pub use remote::QdrantStore;
+
+/// One stored case. Times are Unix seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseRecord {
+    pub case_id: String,
+    pub text: Option<String>,
+    pub labels: Vec<Label>,
+    pub level: RiskLevel,
+    pub district: Option<String>,
+    pub reporter_hash: Option<String>,
+    pub received_at: Option<i64>,
+    pub model_version: Option<String>,
+    pub indexed_at: i64,
+    /// Empty when read back without vectors.
+    pub vector: Vec<f32>,
+}
+
+/// Conditions every hit must meet. Empty fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CaseFilter {
+    pub district: Option<String>,
+    /// Every one of these labels.
+    pub labels: Vec<Label>,
+    pub min_level: Option<RiskLevel>,
+    pub received_from: Option<i64>,
+    pub received_to: Option<i64>,
+    pub reporter_hash: Option<String>,
+    /// Leave this case out (a case is always most similar to itself).
+    pub exclude_case_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub case: CaseRecord,
+    /// Cosine similarity.
+    pub score: f32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("case store directory {path} is in use by another process")]
+    Locked { path: String },
+    #[error("vector has {got} dimensions, the store holds {want}")]
+    Dimension { got: usize, want: usize },
+    #[error("case store: {0}")]
+    Backend(String),
+    #[error("case store payload for {case_id}: {message}")]
+    Payload { case_id: String, message: String },
+}
+
+#[async_trait]
+pub trait CaseStore: Send + Sync {
+    /// "embedded" or "qdrant", for readiness and logs.
+    fn kind(&self) -> &'static str;
+    /// Insert or replace cases by `case_id`; returns once they are durable.
+    async fn upsert(&self, cases: Vec<CaseRecord>) -> Result<(), StoreError>;
+    async fn get(&self, case_id: &str, with_vector: bool) -> Result<Option<CaseRecord>, StoreError>;
+    /// Whether the case existed.
+    async fn delete(&self, case_id: &str) -> Result<bool, StoreError>;
+    /// Most similar first; only hits with `score >= min_score` when given.
+    async fn search(&self, vector: &[f32], filter: &CaseFilter, top_k: usize, min_score: Option<f32>) -> Result<Vec<Hit>, StoreError>;
+    async fn count(&self) -> Result<u64, StoreError>;
+}
+
+/// The point id a case id maps to: a UUID made of the first 16 bytes of its
+/// SHA-256 (version 8, "custom"), so an upsert by the same case id replaces
+/// the point and every backend agrees on the id.
+pub fn point_uuid(case_id: &str) -> String {
+    let d = Sha256::digest(case_id.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// Salted SHA-256 of a reporter id, hex: equal ids match, the id itself is
+/// never kept. The salt keeps a list of phone or ID numbers from reversing it.
+pub fn reporter_hash(salt: &[u8], reporter: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update([0u8]);
+    h.update(reporter.trim().as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Payload fields with an index, and their types, shared by both backends.
+pub const INDEXED_FIELDS: [(&str, IndexKind); 5] = [
+    ("district", IndexKind::Keyword),
+    ("labels", IndexKind::Keyword),
+    ("level_rank", IndexKind::Integer),
+    ("reporter", IndexKind::Keyword),
+    ("received_at", IndexKind::Integer),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexKind {
+    Keyword,
+    Integer,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn point_ids_are_stable_uuids() {
+        let a = point_uuid("case-1");
+        assert_eq!(a, point_uuid("case-1"));
+        assert_ne!(a, point_uuid("case-2"));
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "8");
+    }
+}

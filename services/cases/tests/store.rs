@@ -1,0 +1,133 @@
+//! The same contract for both backends: the embedded store always, a Qdrant
+//! server whenever `QDRANT_URL` is set (e.g. `QDRANT_URL=http://localhost:6334`).
+
+use triage_cases::{CaseFilter, CaseRecord, CaseStore, EdgeStore, QdrantStore, StoreError};
+use triage_proto::{Label, RiskLevel};
+
+const DIM: usize = 8;
+
+fn unit(i: usize, tilt: f32) -> Vec<f32> {
+    let mut v = vec![0.0; DIM];
+    v[i] = 1.0;
+    v[(i + 1) % DIM] = tilt;
+    v
+}
+
+fn case(id: &str, v: Vec<f32>, labels: &[Label], level: RiskLevel, district: &str, reporter: &str, received: i64) -> CaseRecord {
+    CaseRecord {
+        case_id: id.into(),
+        text: Some(format!("text of {id}")),
+        labels: labels.to_vec(),
+        level,
+        district: Some(district.into()),
+        reporter_hash: Some(reporter.into()),
+        received_at: Some(received),
+        model_version: Some("test".into()),
+        indexed_at: 1_700_000_000,
+        vector: v,
+    }
+}
+
+fn ids(hits: &[triage_cases::Hit]) -> Vec<&str> {
+    hits.iter().map(|h| h.case.case_id.as_str()).collect()
+}
+
+async fn contract(store: &dyn CaseStore) {
+    let a = case("a", unit(0, 0.0), &[Label::Violence, Label::Retaliation], RiskLevel::Red, "东城", "r1", 1_000);
+    let b = case("b", unit(0, 0.5), &[Label::Livelihood], RiskLevel::Yellow, "西城", "r1", 2_000);
+    let c = case("c", unit(3, 0.0), &[Label::Collective, Label::Livelihood], RiskLevel::Orange, "东城", "r2", 3_000);
+    store.upsert(vec![a.clone(), b.clone(), c.clone()]).await.unwrap();
+    assert_eq!(store.count().await.unwrap(), 3);
+
+    // Read back whole, vector included (cosine stores it normalised).
+    let got = store.get("a", true).await.unwrap().expect("a is stored");
+    assert_eq!(got.labels, a.labels);
+    assert_eq!(got.level, RiskLevel::Red);
+    assert_eq!(got.text.as_deref(), Some("text of a"));
+    assert_eq!(got.received_at, Some(1_000));
+    assert_eq!(got.vector.len(), DIM);
+    assert!((got.vector[0] - 1.0).abs() < 1e-5);
+    assert!(store.get("nope", false).await.unwrap().is_none());
+
+    // Nearest first, scores are cosines.
+    let all = CaseFilter::default();
+    let hits = store.search(&unit(0, 0.1), &all, 3, None).await.unwrap();
+    assert_eq!(ids(&hits), ["a", "b", "c"]);
+    assert!(hits[0].score > 0.99 && hits[2].score.abs() < 0.01, "{:?}", hits.iter().map(|h| h.score).collect::<Vec<_>>());
+    let hits = store.search(&unit(0, 0.1), &all, 3, Some(0.5)).await.unwrap();
+    assert_eq!(ids(&hits), ["a", "b"]);
+
+    // Each filter holds.
+    let cases = [
+        (CaseFilter { district: Some("东城".into()), ..Default::default() }, vec!["a", "c"]),
+        (CaseFilter { labels: vec![Label::Livelihood], ..Default::default() }, vec!["b", "c"]),
+        (CaseFilter { labels: vec![Label::Collective, Label::Livelihood], ..Default::default() }, vec!["c"]),
+        (CaseFilter { min_level: Some(RiskLevel::Orange), ..Default::default() }, vec!["a", "c"]),
+        (CaseFilter { received_from: Some(1_500), received_to: Some(2_500), ..Default::default() }, vec!["b"]),
+        (CaseFilter { reporter_hash: Some("r1".into()), ..Default::default() }, vec!["a", "b"]),
+        (CaseFilter { exclude_case_id: Some("a".into()), ..Default::default() }, vec!["b", "c"]),
+    ];
+    for (filter, want) in cases {
+        let hits = store.search(&unit(0, 0.1), &filter, 10, None).await.unwrap();
+        assert_eq!(ids(&hits), want, "{filter:?}");
+    }
+
+    // Upsert by the same id replaces.
+    let mut b2 = b.clone();
+    b2.level = RiskLevel::Blue;
+    b2.vector = unit(5, 0.0);
+    store.upsert(vec![b2]).await.unwrap();
+    assert_eq!(store.count().await.unwrap(), 3);
+    assert_eq!(store.get("b", false).await.unwrap().unwrap().level, RiskLevel::Blue);
+    assert_eq!(ids(&store.search(&unit(5, 0.0), &all, 1, None).await.unwrap()), ["b"]);
+
+    // Delete says whether the case was there.
+    assert!(store.delete("c").await.unwrap());
+    assert!(!store.delete("c").await.unwrap());
+    assert!(store.get("c", false).await.unwrap().is_none());
+    assert_eq!(store.count().await.unwrap(), 2);
+
+    // A vector of the wrong size is refused, not stored.
+    let bad = case("d", vec![1.0; DIM + 1], &[], RiskLevel::Blue, "东城", "r3", 0);
+    assert!(matches!(store.upsert(vec![bad]).await, Err(StoreError::Dimension { .. })));
+    assert!(matches!(store.search(&[1.0; 3], &all, 1, None).await, Err(StoreError::Dimension { .. })));
+    assert_eq!(store.count().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn embedded_store_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EdgeStore::open(dir.path(), DIM).unwrap();
+    contract(&store).await;
+}
+
+#[tokio::test]
+async fn embedded_store_survives_reopening_and_locks_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = EdgeStore::open(dir.path(), DIM).unwrap();
+        store.upsert(vec![case("x", unit(2, 0.0), &[Label::SelfHarm], RiskLevel::Red, "南城", "r9", 5)]).await.unwrap();
+        // A second opener is refused while the first holds the directory.
+        assert!(matches!(EdgeStore::open(dir.path(), DIM), Err(StoreError::Locked { .. })));
+    }
+    let store = EdgeStore::open(dir.path(), DIM).unwrap();
+    assert_eq!(store.count().await.unwrap(), 1);
+    let x = store.get("x", false).await.unwrap().unwrap();
+    assert_eq!((x.level, x.labels.clone()), (RiskLevel::Red, vec![Label::SelfHarm]));
+    let hits = store.search(&unit(2, 0.0), &CaseFilter { reporter_hash: Some("r9".into()), ..Default::default() }, 5, None).await.unwrap();
+    assert_eq!(ids(&hits), ["x"]);
+    // Another dimension than the one the store was made with is refused.
+    drop(store);
+    assert!(matches!(EdgeStore::open(dir.path(), DIM * 2), Err(StoreError::Dimension { .. })));
+}
+
+#[tokio::test]
+async fn qdrant_server_keeps_the_contract() {
+    let Ok(url) = std::env::var("QDRANT_URL") else {
+        eprintln!("QDRANT_URL is not set: skipping the Qdrant server test");
+        return;
+    };
+    let collection = format!("triage_test_{}", std::process::id());
+    let store = QdrantStore::connect(&url, std::env::var("QDRANT_API_KEY").ok(), &collection, DIM).await.unwrap();
+    contract(&store).await;
+}
