@@ -11,9 +11,11 @@ pub mod judge;
 pub mod label;
 pub mod logreg;
 pub mod model;
+pub mod policy;
 pub mod train;
 
 pub use cues::{CueKind, CueLexicon, CueReport, Evidence, Suppression};
 pub use judge::{Judgement, LabelScore, Triage, TriageError, MAX_CHARS};
 pub use label::{Label, RiskLevel};
 pub use model::RiskModel;
+pub use policy::{Policy, PolicyError};
