@@ -3,10 +3,14 @@
 mod cues;
 mod embed;
 mod eval;
+mod import;
 mod input;
 mod judge;
+mod keys;
 mod model;
 mod risk;
+mod serve;
+mod store;
 mod train;
 
 use std::path::PathBuf;
@@ -74,6 +78,13 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Evaluate on a labelled set: per-label P/R/F1, level confusion, under-triage, sweeps; JSON and HTML.
     Eval(eval::EvalArgs),
+    /// Run the HTTP service (embedded case store in --data-dir unless --qdrant-url is set).
+    Serve(serve::ServeArgs),
+    /// Index past cases from a JSON Lines file, with a summary of what was skipped and why.
+    Import(import::ImportArgs),
+    /// Make API keys for the keys file.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -84,11 +95,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Judge(a) => judge::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Serve(a) => serve::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Import(a) => import::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Keys(c) => keys::run(c).map(|()| ExitCode::SUCCESS),
     }
 }
 
 pub fn init_logging(g: &GlobalArgs) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // qdrant-edge warns about process-wide flags it never needs in-process; keep its noise out.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,qdrant_edge=error".into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match g.log_format {
         LogFormat::Text => builder.init(),

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Load test of POST /v1/triage from loopback (BENCHMARKS.md, "Service").
+#
+#   eval/bench/load.sh [DURATION_SECONDS]
+#
+# Starts `triage serve` (release build) on a fresh data dir with an admin key,
+# replays the 495 real messages of ../shared/data/real/gov_messages.jsonl
+# (TRIAGE_DATA overrides ../shared/data) with wrk at concurrency 1, 8 and 64,
+# then drives an open-loop load at 4x the measured sustainable rate
+# (eval/bench/overload.py) and reports status codes, Retry-After and the
+# server's peak RSS. Needs wrk (Debian package `wrk`) and python3.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+dur=${1:-30}
+data=${TRIAGE_DATA:-../shared/data}
+work=$(mktemp -d)
+trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+cargo build --release -q -p triage-server
+bin=${CARGO_TARGET_DIR:-target}/release/triage
+key=$(python3 -c 'import secrets; print("bench_" + secrets.token_hex(16))')
+hash=$(printf %s "$key" | sha256sum | cut -d' ' -f1)
+printf '[[key]]\nname = "bench"\nrole = "admin"\nsha256 = "%s"\n' "$hash" > "$work/keys.toml"
+# Bodies for wrk: one JSON request per line, texts cut to the service's limit.
+python3 - "$data/real/gov_messages.jsonl" "$work/bodies.txt" <<'PY'
+import json, sys
+with open(sys.argv[1]) as f, open(sys.argv[2], "w") as out:
+    for line in f:
+        m = json.loads(line)
+        text = (m.get("title", "") + "。" + m["text"])[:5000]
+        out.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
+PY
+port=18080
+"$bin" serve --listen 127.0.0.1:$port --data-dir "$work/data" --keys "$work/keys.toml" >"$work/serve.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 120); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && break; sleep 1; done
+cat > "$work/post.lua" <<LUA
+local bodies = {}
+for line in io.lines("$work/bodies.txt") do bodies[#bodies + 1] = line end
+local i = math.random(#bodies)
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $key"
+request = function()
+  i = i % #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT rps=%.2f p50_ms=%.1f p99_ms=%.1f requests=%d non2xx=%d errors=%d\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    summary.requests, summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+LUA
+# Warm-up, then the three concurrencies.
+wrk -t1 -c1 -d5s -s "$work/post.lua" http://127.0.0.1:$port/v1/triage >/dev/null
+best=0
+for c in 1 8 64; do
+  t=$(( c < 2 ? 1 : 2 ))
+  line=$(wrk -t$t -c$c -d${dur}s --timeout 60s -s "$work/post.lua" http://127.0.0.1:$port/v1/triage | grep RESULT)
+  echo "concurrency=$c $line"
+  rps=$(sed -E 's/.*rps=([0-9.]+).*/\1/' <<<"$line")
+  best=$(python3 -c "print(max($best, $rps))")
+done
+rate=$(python3 -c "print(round(4 * $best, 1))")
+echo "overload: open loop at $rate req/s (4x the best sustained $best req/s) for ${dur}s"
+python3 eval/bench/overload.py --url http://127.0.0.1:$port/v1/triage --key "$key" --bodies "$work/bodies.txt" \
+  --rate "$rate" --seconds "$dur" --pid "$pid"

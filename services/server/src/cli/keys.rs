@@ -1,0 +1,31 @@
+//! `triage keys new`: a new API key and the table to paste into the keys file.
+
+use clap::{Args, Subcommand};
+
+use crate::http::{new_key, Role};
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Print a new key (stderr) and its [[key]] table (stdout) for the keys file.
+    New(NewKeyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NewKeyArgs {
+    /// A name for the key's holder, shown in logs.
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, value_enum)]
+    pub role: Role,
+}
+
+pub fn run(c: KeysCommand) -> anyhow::Result<()> {
+    match c {
+        KeysCommand::New(a) => {
+            let (key, table) = new_key(&a.name, a.role)?;
+            eprintln!("key (give it to {}; it is not stored anywhere): {key}", a.name);
+            print!("{table}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! API keys and roles. The keys file holds names, roles and SHA-256 hashes
+//! of the keys, never a key itself:
+//!
+//! ```toml
+//! [[key]]
+//! name = "platform-prod"
+//! role = "platform"
+//! sha256 = "…64 hex digits…"
+//! ```
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Context;
+use axum::http::{header, HeaderMap};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use triage_proto::ErrorCode;
+
+use super::error::ApiError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The case platform: triage and index cases.
+    Platform,
+    /// Analysts: search and read cases.
+    Analyst,
+    /// Operators: metrics (and the eval command).
+    Operator,
+    /// Everything.
+    Admin,
+}
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    Triage,
+    Index,
+    Search,
+    Read,
+    Metrics,
+    /// The API description: any valid key.
+    Describe,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Platform => "platform",
+            Role::Analyst => "analyst",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn allows(self, p: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Role::Admin => true,
+            Role::Platform => matches!(p, Triage | Index | Describe),
+            Role::Analyst => matches!(p, Search | Read | Describe),
+            Role::Operator => matches!(p, Metrics | Describe),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyEntry {
+    name: String,
+    role: Role,
+    sha256: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeysFile {
+    #[serde(default)]
+    key: Vec<KeyEntry>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Default)]
+pub struct Keys {
+    by_hash: HashMap<[u8; 32], Caller>,
+}
+
+pub fn key_hash(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+impl Keys {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading the keys file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("in the keys file {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let file: KeysFile = toml::from_str(text)?;
+        let mut by_hash = HashMap::new();
+        for k in file.key {
+            let raw = hex::decode(k.sha256.trim()).ok().filter(|b| b.len() == 32);
+            let Some(raw) = raw else {
+                anyhow::bail!("key {:?}: sha256 must be 64 hex digits", k.name);
+            };
+            let mut h = [0u8; 32];
+            h.copy_from_slice(&raw);
+            if by_hash.insert(h, Caller { name: k.name.clone(), role: k.role }).is_some() {
+                anyhow::bail!("key {:?}: the same key appears twice", k.name);
+            }
+        }
+        if by_hash.is_empty() {
+            anyhow::bail!("no [[key]] entries: create one with `triage keys new --name NAME --role ROLE`");
+        }
+        Ok(Self { by_hash })
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    /// 401 without a known key, 403 when its role lacks the permission.
+    pub fn check(&self, headers: &HeaderMap, need: Permission) -> Result<Caller, ApiError> {
+        let key = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "send an API key as `Authorization: Bearer KEY`"))?;
+        let caller = self
+            .by_hash
+            .get(&key_hash(key))
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "unknown API key"))?;
+        if !caller.role.allows(need) {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!("the {} role may not do this", caller.role.as_str()),
+            ));
+        }
+        Ok(caller.clone())
+    }
+}
+
+/// A new random key (32 bytes, URL-safe text) and its keys-file table.
+pub fn new_key(name: &str, role: Role) -> anyhow::Result<(String, String)> {
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
+    let key = format!("trk_{}", hex::encode(raw));
+    let table = format!(
+        "[[key]]\nname = {}\nrole = \"{}\"\nsha256 = \"{}\"\n",
+        toml::Value::String(name.to_string()),
+        role.as_str(),
+        hex::encode(key_hash(&key))
+    );
+    Ok((key, table))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_and_keys() {
+        let (key, table) = new_key("a \"quoted\" name", Role::Analyst).unwrap();
+        let keys = Keys::parse(&table).unwrap();
+        let mut h = HeaderMap::new();
+        assert_eq!(keys.check(&h, Permission::Search).unwrap_err().code, ErrorCode::Unauthorized);
+        h.insert(header::AUTHORIZATION, format!("Bearer {key}x").parse().unwrap());
+        assert_eq!(keys.check(&h, Permission::Search).unwrap_err().code, ErrorCode::Unauthorized);
+        h.insert(header::AUTHORIZATION, format!("Bearer {key}").parse().unwrap());
+        assert_eq!(keys.check(&h, Permission::Search).unwrap().name, "a \"quoted\" name");
+        assert_eq!(keys.check(&h, Permission::Triage).unwrap_err().code, ErrorCode::Forbidden);
+        assert!(!table.contains(&key), "the table must not hold the key");
+        assert!(Keys::parse("").is_err());
+        assert!(Keys::parse("[[key]]\nname=\"x\"\nrole=\"root\"\nsha256=\"00\"\n").is_err());
+    }
+}

@@ -1,0 +1,119 @@
+//! `/v1/cases`: index or replace, read, delete, and similar-case search.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use triage_cases::{CaseFilter, CaseRecord};
+use triage_proto::time::Timestamp;
+use triage_proto::{
+    Case, CaseRequest, DeleteResponse, ErrorBody, ErrorCode, SearchHit, SearchQuery, SearchRequest, SearchResponse, Shared,
+    MAX_TOP_K,
+};
+
+use super::body::JsonBody;
+use super::error::{ApiError, ApiResult};
+use super::pipeline::{check_case_id, check_text, parse_labels, parse_level, parse_time};
+use super::AppState;
+
+const DEFAULT_TOP_K: usize = 10;
+
+fn wire(c: CaseRecord) -> Case {
+    Case {
+        case_id: c.case_id,
+        text: c.text,
+        labels: c.labels,
+        level: c.level,
+        district: c.district,
+        reporter_hash: c.reporter_hash,
+        received_at: c.received_at.and_then(Timestamp::from_unix).map(|t| t.to_string()),
+        model_version: c.model_version,
+        indexed_at: Timestamp::from_unix(c.indexed_at).map(|t| t.to_string()).unwrap_or_default(),
+    }
+}
+
+fn unknown(id: &str) -> ApiError {
+    ApiError::new(ErrorCode::UnknownCase, format!("no case with id {id:?}"))
+}
+
+/// Index a case, or replace the one with the same `case_id`. Labels and level
+/// default to the model's (after escalation); people's decisions win when sent.
+#[utoipa::path(post, path = "/v1/cases", tag = "cases", request_body = CaseRequest,
+    responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn put_case(State(state): State<Arc<AppState>>, JsonBody(req): JsonBody<CaseRequest>) -> ApiResult<Json<Case>> {
+    check_case_id(&req.case_id, None)?;
+    check_text(&req.text, None)?;
+    let labels = req.labels.as_deref().map(parse_labels).transpose()?;
+    let level = req.level.as_deref().map(parse_level).transpose()?;
+    let ctx = state.context(req.context.as_ref(), None)?;
+    let j = state.judge(vec![req.text.clone()]).await?.remove(0);
+    let a = state.assess(&j, Some(&req.case_id), &ctx).await?;
+    let judged = labels.is_none() || level.is_none();
+    let rec = state.record(&req.case_id, &req.text, &j, labels.unwrap_or(a.flagged), level.unwrap_or(a.level), &ctx, judged);
+    state.store.upsert(vec![rec.clone()]).await?;
+    Ok(Json(wire(CaseRecord { vector: Vec::new(), ..rec })))
+}
+
+#[utoipa::path(get, path = "/v1/cases/{case_id}", tag = "cases", params(("case_id" = String, Path)),
+    responses((status = 200, body = Case), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get_case(State(state): State<Arc<AppState>>, Path(case_id): Path<String>) -> ApiResult<Json<Case>> {
+    let c = state.store.get(&case_id, false).await?.ok_or_else(|| unknown(&case_id))?;
+    Ok(Json(wire(c)))
+}
+
+#[utoipa::path(delete, path = "/v1/cases/{case_id}", tag = "cases", params(("case_id" = String, Path)),
+    responses((status = 200, body = DeleteResponse), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn delete_case(State(state): State<Arc<AppState>>, Path(case_id): Path<String>) -> ApiResult<Json<DeleteResponse>> {
+    if !state.store.delete(&case_id).await? {
+        return Err(unknown(&case_id));
+    }
+    Ok(Json(DeleteResponse { case_id, deleted: true }))
+}
+
+/// Similar past cases to a text or to a stored case, with filters; each hit
+/// says what it shares with the query.
+#[utoipa::path(post, path = "/v1/cases/search", tag = "cases", request_body = SearchRequest,
+    responses((status = 200, body = SearchResponse), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn search(State(state): State<Arc<AppState>>, JsonBody(req): JsonBody<SearchRequest>) -> ApiResult<Json<SearchResponse>> {
+    let top_k = req.top_k.unwrap_or(DEFAULT_TOP_K);
+    if top_k == 0 || top_k > MAX_TOP_K {
+        return Err(ApiError::new(ErrorCode::InvalidRequest, format!("top_k must be 1 to {MAX_TOP_K}")));
+    }
+    let f = req.filters.unwrap_or_default();
+    let mut filter = CaseFilter {
+        district: f.district.filter(|d| !d.trim().is_empty()),
+        labels: parse_labels(f.labels.as_deref().unwrap_or_default())?,
+        min_level: f.min_level.as_deref().map(parse_level).transpose()?,
+        received_from: parse_time("filters.received_from", &f.received_from, None)?,
+        received_to: parse_time("filters.received_to", &f.received_to, None)?,
+        reporter_hash: f.reporter.as_deref().map(|r| state.hash_reporter(r)),
+        exclude_case_id: None,
+    };
+    let (vector, query) = match (req.text, req.case_id) {
+        (Some(text), None) => {
+            check_text(&text, None)?;
+            let j = state.judge(vec![text]).await?.remove(0);
+            let labels = j.labels.iter().filter(|l| l.flagged).map(|l| l.label).collect();
+            (j.embedding, SearchQuery { labels, level: j.level, district: None })
+        }
+        (None, Some(id)) => {
+            let c = state.store.get(&id, true).await?.ok_or_else(|| unknown(&id))?;
+            filter.exclude_case_id = Some(id);
+            (c.vector, SearchQuery { labels: c.labels, level: c.level, district: c.district })
+        }
+        _ => return Err(ApiError::new(ErrorCode::InvalidRequest, "send exactly one of text and case_id")),
+    };
+    let hits = state.store.search(&vector, &filter, top_k, None).await?;
+    let hits = hits
+        .into_iter()
+        .map(|h| {
+            let shared = Shared {
+                labels: h.case.labels.iter().copied().filter(|l| query.labels.contains(l)).collect(),
+                level: h.case.level == query.level,
+                district: query.district.is_some() && h.case.district == query.district,
+            };
+            SearchHit { case: wire(h.case), score: h.score, shared }
+        })
+        .collect();
+    Ok(Json(SearchResponse { query, hits }))
+}

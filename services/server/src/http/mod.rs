@@ -1,0 +1,180 @@
+//! The HTTP service: state, routes, keys and roles, metrics, shutdown.
+
+mod auth;
+mod body;
+mod cases;
+mod error;
+mod ops;
+mod pipeline;
+mod queue;
+mod triage;
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use triage_cases::CaseStore;
+use triage_proto::ErrorCode;
+use triage_risk::{Policy, Triage};
+
+pub use auth::{new_key, Keys, Permission, Role};
+pub use queue::InferenceQueue;
+
+use error::ApiError;
+
+pub struct AppState {
+    pub triage: Arc<Triage>,
+    pub queue: InferenceQueue,
+    pub store: Arc<dyn CaseStore>,
+    pub policy: RwLock<Arc<Policy>>,
+    pub policy_path: Option<PathBuf>,
+    pub keys: Keys,
+    /// Salt for reporter hashes.
+    pub salt: Vec<u8>,
+    /// Whether case texts are stored with the vectors.
+    pub store_text: bool,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn policy(&self) -> Arc<Policy> {
+        match self.policy.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Re-reads the policy file; a file that does not parse is refused and the running policy kept.
+    pub fn reload_policy(&self) {
+        let Some(path) = &self.policy_path else {
+            tracing::info!("SIGHUP: the policy is the built-in one; nothing to reload");
+            return;
+        };
+        let loaded = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| Policy::from_toml(&t).map_err(|e| e.to_string()));
+        match loaded {
+            Ok(p) => {
+                let rules = p.rules.len();
+                match self.policy.write() {
+                    Ok(mut g) => *g = Arc::new(p),
+                    Err(poisoned) => *poisoned.into_inner() = Arc::new(p),
+                }
+                tracing::info!(path = %path.display(), rules, "escalation policy reloaded");
+            }
+            Err(e) => tracing::error!(path = %path.display(), error = %e, "escalation policy NOT reloaded; keeping the running one"),
+        }
+    }
+}
+
+/// Every route but the health checks needs a key whose role allows `need`.
+async fn guard(State((state, need)): State<(Arc<AppState>, Permission)>, req: Request, next: Next) -> Response {
+    match state.keys.check(req.headers(), need) {
+        Ok(caller) => {
+            tracing::debug!(caller = %caller.name, role = caller.role.as_str(), "authorised");
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Request count and latency by route template and status, and one log line
+/// per request. Only the route template is logged: never a body, a query or a case id.
+async fn observe(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    let secs = started.elapsed().as_secs_f64();
+    let status = resp.status().as_u16();
+    metrics::counter!("triage_http_requests_total", "route" => route.clone(), "method" => method.to_string(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("triage_http_request_duration_seconds", "route" => route.clone()).record(secs);
+    tracing::info!(%method, %route, status, ms = (secs * 1000.0).round() as u64, "request");
+    resp
+}
+
+pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+    let with = |p: Permission| middleware::from_fn_with_state((state.clone(), p), guard);
+    let api = Router::new()
+        .route("/v1/triage", post(triage::triage_one).route_layer(with(Permission::Triage)))
+        .route("/v1/triage/batch", post(triage::triage_batch).route_layer(with(Permission::Triage)))
+        .route("/v1/cases", post(cases::put_case).route_layer(with(Permission::Index)))
+        .route("/v1/cases/search", post(cases::search).route_layer(with(Permission::Search)))
+        .route(
+            "/v1/cases/{case_id}",
+            get(cases::get_case).route_layer(with(Permission::Read)).merge(
+                axum::routing::delete(cases::delete_case).route_layer(with(Permission::Index)),
+            ),
+        )
+        .route("/metrics", get(ops::metrics).route_layer(with(Permission::Metrics)))
+        .route("/openapi.json", get(ops::openapi).route_layer(with(Permission::Describe)));
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .merge(api)
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
+        .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this route") })
+        .layer(middleware::from_fn(observe))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            ApiError::internal("a request handler panicked").into_response()
+        }))
+        .with_state(state)
+}
+
+/// Serves until SIGINT or SIGTERM, then stops accepting and finishes the
+/// requests in flight. SIGHUP reloads the escalation policy.
+pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>, max_body_bytes: usize) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let s = state.clone();
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                s.reload_policy();
+            }
+        });
+    }
+    {
+        let s = state.clone();
+        tokio::spawn(async move {
+            loop {
+                metrics::gauge!("triage_queue_depth").set(s.queue.depth() as f64);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+    let app = router(state, max_body_bytes);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("stopped accepting; requests in flight finished");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

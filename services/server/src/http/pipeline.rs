@@ -1,0 +1,209 @@
+//! From a request to an answer: check the text and context, judge the text
+//! on the queue, look up past cases, escalate by policy, store if asked.
+//! Shared by `/v1/triage`, `/v1/triage/batch` and `/v1/cases`.
+
+use triage_cases::{CaseFilter, CaseRecord, Hit};
+use triage_proto::time::Timestamp;
+use triage_proto::{CaseContext, ErrorCode, Escalation, Label, RiskLevel, SimilarCase, TriageResponse, MAX_TEXT_CHARS};
+use triage_risk::policy::{Facts, PastCase, Workflow};
+use triage_risk::Judgement;
+
+use super::error::{ApiError, ApiResult};
+use super::queue::QueueError;
+use super::AppState;
+
+/// Longest case id accepted.
+const MAX_CASE_ID: usize = 200;
+
+/// A request's context, checked and with the reporter hashed.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub reporter_hash: Option<String>,
+    pub district: Option<String>,
+    pub workflow: Workflow,
+    pub now: i64,
+}
+
+pub fn where_(index: Option<usize>) -> String {
+    index.map(|i| format!("items[{i}]: ")).unwrap_or_default()
+}
+
+pub fn check_text(text: &str, index: Option<usize>) -> ApiResult<()> {
+    if text.trim().is_empty() {
+        return Err(ApiError::new(ErrorCode::EmptyText, format!("{}text is empty", where_(index))));
+    }
+    let chars = text.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        return Err(ApiError::new(
+            ErrorCode::TextTooLong,
+            format!("{}text has {chars} characters; the limit is {MAX_TEXT_CHARS}", where_(index)),
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_case_id(id: &str, index: Option<usize>) -> ApiResult<()> {
+    if id.trim().is_empty() || id.len() > MAX_CASE_ID || id.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("{}case_id must be 1 to {MAX_CASE_ID} bytes without control characters", where_(index)),
+        ));
+    }
+    Ok(())
+}
+
+pub fn parse_time(field: &str, v: &Option<String>, index: Option<usize>) -> ApiResult<Option<i64>> {
+    match v {
+        None => Ok(None),
+        Some(s) => s
+            .parse::<Timestamp>()
+            .map(|t| Some(t.unix()))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidDate, format!("{}{field}: {e}", where_(index)))),
+    }
+}
+
+pub fn parse_labels(v: &[String]) -> ApiResult<Vec<Label>> {
+    let mut out: Vec<Label> = Vec::new();
+    for s in v {
+        let l: Label = s.parse().map_err(|e: triage_proto::UnknownName| ApiError::new(ErrorCode::UnknownLabel, e.to_string()))?;
+        if !out.contains(&l) {
+            out.push(l);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+pub fn parse_level(s: &str) -> ApiResult<RiskLevel> {
+    s.parse().map_err(|e: triage_proto::UnknownName| ApiError::new(ErrorCode::UnknownLevel, e.to_string()))
+}
+
+impl AppState {
+    /// Salted SHA-256 of a reporter id: equal ids match, the id itself is never kept.
+    pub fn hash_reporter(&self, reporter: &str) -> String {
+        triage_cases::reporter_hash(&self.salt, reporter)
+    }
+
+    pub fn context(&self, c: Option<&CaseContext>, index: Option<usize>) -> ApiResult<Context> {
+        let Some(c) = c else { return Ok(Context { now: Timestamp::now().unix(), ..Default::default() }) };
+        let workflow = Workflow {
+            received_at: parse_time("received_at", &c.received_at, index)?,
+            accepted_at: parse_time("accepted_at", &c.accepted_at, index)?,
+            met_at: parse_time("met_at", &c.met_at, index)?,
+            resolved_at: parse_time("resolved_at", &c.resolved_at, index)?,
+            closed_at: parse_time("closed_at", &c.closed_at, index)?,
+        };
+        let now = parse_time("as_of", &c.as_of, index)?.unwrap_or_else(|| Timestamp::now().unix());
+        Ok(Context {
+            reporter_hash: c.reporter.as_deref().filter(|r| !r.trim().is_empty()).map(|r| self.hash_reporter(r)),
+            district: c.district.clone().filter(|d| !d.trim().is_empty()),
+            workflow,
+            now,
+        })
+    }
+
+    /// Judges validated texts on the inference queue.
+    pub async fn judge(&self, texts: Vec<String>) -> ApiResult<Vec<Judgement>> {
+        self.queue.judge(texts).await.map_err(|e| match e {
+            QueueError::Full => ApiError::overloaded(1),
+            QueueError::Stopped => ApiError::new(ErrorCode::NotReady, "the inference worker has stopped"),
+            QueueError::Triage(e) => ApiError::internal(e),
+        })
+    }
+
+    /// Past cases, escalation, and the answer (not yet stored).
+    pub async fn assess(&self, j: &Judgement, case_id: Option<&str>, ctx: &Context) -> ApiResult<Assessment> {
+        let policy = self.policy();
+        let look = policy.lookups();
+        let exclude = case_id.map(str::to_string);
+        let similar_hits = self
+            .store
+            .search(
+                &j.embedding,
+                &CaseFilter { exclude_case_id: exclude.clone(), ..Default::default() },
+                look.similar_top_k,
+                Some(look.similar_min_score),
+            )
+            .await?;
+        let same_reporter = match (&ctx.reporter_hash, look.repeat) {
+            (Some(h), Some((days, min_sim, k))) => {
+                let filter = CaseFilter {
+                    reporter_hash: Some(h.clone()),
+                    received_from: Some(ctx.now - days * 86_400),
+                    exclude_case_id: exclude,
+                    ..Default::default()
+                };
+                self.store.search(&j.embedding, &filter, k, Some(min_sim)).await?
+            }
+            _ => Vec::new(),
+        };
+        let flagged: Vec<Label> = j.labels.iter().filter(|l| l.flagged).map(|l| l.label).collect();
+        let facts = Facts {
+            base_level: j.level,
+            flagged: flagged.clone(),
+            now: ctx.now,
+            workflow: ctx.workflow,
+            similar: similar_hits.iter().map(past).collect(),
+            same_reporter: same_reporter.iter().map(past).collect(),
+        };
+        let (level, escalations) = policy.escalate(&facts);
+        let similar = similar_hits
+            .iter()
+            .map(|h| SimilarCase {
+                case_id: h.case.case_id.clone(),
+                score: h.score,
+                level: h.case.level,
+                labels: h.case.labels.clone(),
+                district: h.case.district.clone(),
+                received_at: h.case.received_at.and_then(Timestamp::from_unix).map(|t| t.to_string()),
+                same_reporter: ctx.reporter_hash.is_some() && h.case.reporter_hash == ctx.reporter_hash,
+            })
+            .collect();
+        Ok(Assessment { level, escalations, similar, flagged })
+    }
+
+    pub fn record(&self, case_id: &str, text: &str, j: &Judgement, labels: Vec<Label>, level: RiskLevel, ctx: &Context, judged: bool) -> CaseRecord {
+        CaseRecord {
+            case_id: case_id.to_string(),
+            text: self.store_text.then(|| text.to_string()),
+            labels,
+            level,
+            district: ctx.district.clone(),
+            reporter_hash: ctx.reporter_hash.clone(),
+            received_at: ctx.workflow.received_at,
+            model_version: judged.then(|| j.model_version.clone()),
+            indexed_at: Timestamp::now().unix(),
+            vector: j.embedding.clone(),
+        }
+    }
+}
+
+fn past(h: &Hit) -> PastCase {
+    PastCase { case_id: h.case.case_id.clone(), score: h.score, level: h.case.level, received_at: h.case.received_at }
+}
+
+pub struct Assessment {
+    pub level: RiskLevel,
+    pub escalations: Vec<Escalation>,
+    pub similar: Vec<SimilarCase>,
+    pub flagged: Vec<Label>,
+}
+
+pub fn response(j: Judgement, a: Assessment, case_id: Option<String>, stored: bool) -> TriageResponse {
+    metrics::counter!("triage_levels_total", "level" => a.level.as_str()).increment(1);
+    for e in &a.escalations {
+        metrics::counter!("triage_escalations_total", "rule" => e.rule.clone()).increment(1);
+    }
+    TriageResponse {
+        case_id,
+        labels: j.labels,
+        level: a.level,
+        base_level: j.level,
+        escalations: a.escalations,
+        reasons: j.reasons,
+        evidence: j.evidence,
+        similar: a.similar,
+        stored,
+        model_version: j.model_version,
+    }
+}

@@ -1,0 +1,428 @@
+//! Black-box tests: the real `triage` binary on loopback, with a temporary
+//! data directory and keys file, the real encoder and the embedded store.
+//! The model must have been fetched (`triage model fetch`), as the README's
+//! test command does first.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const PLATFORM: &str = "test-platform-key";
+const ANALYST: &str = "test-analyst-key";
+const OPERATOR: &str = "test-operator-key";
+
+struct Server {
+    child: Child,
+    base: String,
+    data: PathBuf,
+    extra: Vec<String>,
+}
+
+fn keys_file(dir: &Path) -> PathBuf {
+    let mut s = String::new();
+    for (name, role, key) in [("platform", "platform", PLATFORM), ("analyst", "analyst", ANALYST), ("operator", "operator", OPERATOR)] {
+        let h = hex::encode(Sha256::digest(key.as_bytes()));
+        s.push_str(&format!("[[key]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{h}\"\n\n"));
+    }
+    let p = dir.join("keys.toml");
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Server {
+    fn start(data: &Path, extra: &[&str]) -> Server {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::spawn(data.to_path_buf(), extra)
+    }
+
+    fn spawn(data: PathBuf, extra: Vec<String>) -> Server {
+        let port = free_port();
+        let keys = keys_file(&data);
+        let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/policy.toml");
+        let child = Command::new(env!("CARGO_BIN_EXE_triage"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(&data)
+            .arg("--keys")
+            .arg(&keys)
+            .arg("--policy")
+            .arg(&policy)
+            .args(&extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start triage serve");
+        let mut s = Server { child, base: format!("http://127.0.0.1:{port}"), data, extra };
+        s.wait_ready();
+        s
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let mut err = String::new();
+                self.child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+                panic!("triage serve exited with {status}:\n{err}");
+            }
+            if let Ok(r) = ureq::get(&format!("{}/readyz", self.base)).timeout(Duration::from_secs(2)).call() {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("triage serve was not ready within 180 s");
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Status and JSON body of a request; `key` None sends no Authorization.
+    fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value, Option<String>) {
+        let mut req = ureq::request(method, &self.url(path)).timeout(Duration::from_secs(300));
+        if let Some(k) = key {
+            req = req.set("Authorization", &format!("Bearer {k}"));
+        }
+        let res = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        let resp = match res {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = resp.status();
+        let retry = resp.header("Retry-After").map(str::to_string);
+        let text = resp.into_string().unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)), retry)
+    }
+
+    fn post(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
+        let (s, v, _) = self.call("POST", path, Some(key), Some(body));
+        (s, v)
+    }
+
+    fn raw(&self, path: &str, key: &str, content_type: &str, bytes: &[u8]) -> (u16, Value) {
+        let r = ureq::post(&self.url(path))
+            .set("Authorization", &format!("Bearer {key}"))
+            .set("Content-Type", content_type)
+            .send_bytes(bytes);
+        let resp = match r {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{e}"),
+        };
+        (resp.status(), resp.into_json().unwrap())
+    }
+
+    fn stop(mut self) -> PathBuf {
+        // SIGTERM: graceful shutdown, the store is flushed and unlocked.
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+        std::mem::take(&mut self.data)
+    }
+
+    fn kill9(mut self) -> PathBuf {
+        let _ = Command::new("kill").args(["-KILL", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+        std::mem::take(&mut self.data)
+    }
+
+    fn restart(self) -> Server {
+        let extra = self.extra.clone();
+        let data = self.stop();
+        Self::spawn(data, extra)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {v}"))
+}
+
+fn rules(v: &Value) -> Vec<String> {
+    v["escalations"].as_array().unwrap().iter().map(|e| e["rule"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn triage_escalation_and_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+
+    // A red text comes back red, with evidence spans that point at the text.
+    let text = "明天上午我就带着汽油去镇政府门口，把那几个当官的一起烧了。";
+    let (st, v) = s.post("/v1/triage", PLATFORM, json!({"text": text}));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["level"], "red", "{v}");
+    assert_eq!(v["base_level"], "red");
+    assert!(v["model_version"].as_str().unwrap().starts_with("risk-"));
+    let ev = v["evidence"].as_array().unwrap();
+    assert!(!ev.is_empty());
+    let chars: Vec<char> = text.chars().collect();
+    for e in ev {
+        let (a, b) = (e["start"].as_u64().unwrap() as usize, e["end"].as_u64().unwrap() as usize);
+        assert_eq!(chars[a..b].iter().collect::<String>(), e["cue"].as_str().unwrap());
+    }
+    assert!(ev.iter().any(|e| e["cue"].as_str().unwrap().contains("汽油")), "{v}");
+    assert!(v["labels"].as_array().unwrap().iter().any(|l| l["label"] == "violence" && l["flagged"] == true));
+
+    // A repeat petition: the same reporter's third similar complaint within 90 days is raised.
+    let noise = [
+        "我家楼下的烧烤店每天营业到凌晨两点，油烟和噪音太大，孩子没法睡觉，请城管来处理。",
+        "楼下烧烤店天天开到凌晨两点，噪音油烟严重，家里孩子睡不着觉，请城管处理一下。",
+        "又是楼下那家烧烤店，每天开到凌晨两点，吵得孩子睡不着，油烟也大，请城管管一管。",
+    ];
+    let ctx = |day: u32| json!({"reporter": "13900001111", "district": "东城区", "received_at": format!("2026-11-{day:02}T09:00:00+08:00"), "accepted_at": format!("2026-11-{day:02}T10:00:00+08:00"), "as_of": format!("2026-11-{day:02}T12:00:00+08:00")});
+    for (i, t) in noise[..2].iter().enumerate() {
+        let (st, v) = s.post("/v1/triage", PLATFORM, json!({"text": t, "case_id": format!("noise-{i}"), "store": true, "context": ctx(10 + i as u32)}));
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["stored"], true);
+        assert!(!rules(&v).contains(&"repeat_petition".to_string()), "{v}");
+    }
+    let (_, v) = s.post("/v1/triage", PLATFORM, json!({"text": noise[2], "case_id": "noise-2", "context": ctx(20)}));
+    assert!(rules(&v).contains(&"repeat_petition".to_string()), "{v}");
+    let esc = &v["escalations"][0];
+    assert_eq!(esc["from"], v["base_level"]);
+    assert!(esc["reason"].as_str().unwrap().contains("重复信访"));
+    assert!(v["similar"].as_array().unwrap().iter().any(|c| c["same_reporter"] == true));
+    // Another reporter with the same complaint is not a repeat.
+    let mut other = ctx(20);
+    other["reporter"] = json!("13700002222");
+    let (_, v) = s.post("/v1/triage", PLATFORM, json!({"text": noise[2], "context": other}));
+    assert!(!rules(&v).contains(&"repeat_petition".to_string()), "{v}");
+
+    // An overdue 13715 time limit: received ten days ago, accepted, never resolved.
+    let (_, v) = s.post(
+        "/v1/triage",
+        PLATFORM,
+        json!({"text": "咨询一下孩子上小学的户籍要求和报名时间。", "context": {"received_at": "2026-11-01", "accepted_at": "2026-11-01T15:00:00+08:00", "as_of": "2026-11-11T09:00:00+08:00"}}),
+    );
+    assert_eq!(rules(&v), ["time_limit_resolve"], "{v}");
+    let order = ["blue", "yellow", "orange", "red"];
+    let rank = |x: &Value| order.iter().position(|l| x == *l).unwrap();
+    assert_eq!(rank(&v["level"]), rank(&v["base_level"]) + 1, "{v}");
+
+    // Index three cases, search by text: the right one ranks first, filters hold.
+    let cases = [
+        ("wage-1", "工地老板拖欠我们十几个工人半年的工资，一共三十多万，去要了好几次都说没钱。", "西城区"),
+        ("water-1", "我们小区已经停水三天了，物业一直不给说法，老人孩子喝水都成问题。", "东城区"),
+        ("road-1", "村口的路坑坑洼洼，下雨天全是泥，学生上学很不方便，希望修一下。", "南城区"),
+    ];
+    for (id, t, d) in cases {
+        let (st, v) = s.post("/v1/cases", PLATFORM, json!({"case_id": id, "text": t, "context": {"district": d, "received_at": "2026-11-15"}}));
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["case_id"], id);
+    }
+    let q = "包工头欠了我们工人大半年的工钱不给，讨了很多次都没用。";
+    let (st, v) = s.post("/v1/cases/search", ANALYST, json!({"text": q, "top_k": 3}));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["hits"][0]["case"]["case_id"], "wage-1", "{v}");
+    assert!(v["hits"][0]["score"].as_f64().unwrap() > v["hits"][1]["score"].as_f64().unwrap());
+    let (_, v) = s.post("/v1/cases/search", ANALYST, json!({"text": q, "filters": {"district": "东城区"}}));
+    let hits = v["hits"].as_array().unwrap();
+    assert!(!hits.is_empty() && hits.iter().all(|h| h["case"]["district"] == "东城区"), "{v}");
+    let (_, v) = s.post("/v1/cases/search", ANALYST, json!({"text": q, "filters": {"received_from": "2026-11-14", "received_to": "2026-11-16"}}));
+    let ids: Vec<&str> = v["hits"].as_array().unwrap().iter().map(|h| h["case"]["case_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 3, "{v}");
+    assert!(ids.iter().all(|id| ["wage-1", "water-1", "road-1"].contains(id)));
+    let (_, v) = s.post("/v1/cases/search", ANALYST, json!({"text": q, "filters": {"reporter": "13900001111"}}));
+    assert!(v["hits"].as_array().unwrap().iter().all(|h| h["case"]["case_id"].as_str().unwrap().starts_with("noise-")), "{v}");
+    // By case id: the case itself is left out, and what each hit shares is said.
+    let (st, v) = s.post("/v1/cases/search", ANALYST, json!({"case_id": "noise-0", "top_k": 2}));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["hits"][0]["case"]["case_id"], "noise-1", "{v}");
+    assert_eq!(v["hits"][0]["shared"]["district"], true);
+    // Read and delete.
+    let (st, v, _) = s.call("GET", "/v1/cases/wage-1", Some(ANALYST), None);
+    assert_eq!(st, 200);
+    assert_eq!(v["district"], "西城区");
+    assert!(v["text"].as_str().unwrap().contains("工资"));
+    assert!(v.get("vector").is_none());
+    let (st, v, _) = s.call("DELETE", "/v1/cases/road-1", Some(PLATFORM), None);
+    assert_eq!((st, v["deleted"].as_bool()), (200, Some(true)));
+    let (st, v, _) = s.call("GET", "/v1/cases/road-1", Some(ANALYST), None);
+    assert_eq!((st, code(&v)), (404, "unknown_case"));
+
+    // Batch answers in order.
+    let items: Vec<Value> = [noise[0], text, cases[1].1].iter().map(|t| json!({"text": t})).collect();
+    let (st, v) = s.post("/v1/triage/batch", PLATFORM, json!({"items": items}));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["items"].as_array().unwrap().len(), 3);
+    assert_eq!(v["items"][1]["level"], "red");
+
+    // Metrics for operators; the API description for any key.
+    let (st, m, _) = s.call("GET", "/metrics", Some(OPERATOR), None);
+    assert_eq!(st, 200);
+    let m = m.as_str().unwrap();
+    for name in ["triage_http_requests_total", "triage_http_request_duration_seconds_bucket", "triage_queue_depth", "triage_levels_total"] {
+        assert!(m.contains(name), "{name} missing from /metrics");
+    }
+    assert!(m.contains("route=\"/v1/triage\""));
+    let (st, doc, _) = s.call("GET", "/openapi.json", Some(ANALYST), None);
+    assert_eq!(st, 200);
+    for p in ["/v1/triage", "/v1/triage/batch", "/v1/cases", "/v1/cases/{case_id}", "/v1/cases/search", "/healthz", "/readyz", "/metrics"] {
+        assert!(doc["paths"].get(p).is_some(), "{p} missing from the OpenAPI document");
+    }
+    drop(s);
+}
+
+#[test]
+fn bad_input_gets_its_code_and_roles_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    let (st, v, _) = s.call("GET", "/healthz", None, None);
+    assert_eq!((st, v["status"].as_str()), (200, Some("ok")));
+
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (json!({"text": ""}), "/v1/triage", "empty_text"),
+        (json!({"text": "   \n "}), "/v1/triage", "empty_text"),
+        (json!({"text": "字".repeat(5001)}), "/v1/triage", "text_too_long"),
+        (json!({"texts": "x"}), "/v1/triage", "invalid_request"),
+        (json!({"text": "好", "store": true}), "/v1/triage", "missing_case_id"),
+        (json!({"text": "好", "context": {"received_at": "11/20/2026"}}), "/v1/triage", "invalid_date"),
+        (json!({"items": []}), "/v1/triage/batch", "empty_batch"),
+        (json!({"items": vec![json!({"text": "好"}); 65]}), "/v1/triage/batch", "batch_too_large"),
+        (json!({"items": [{"text": "好"}, {"text": ""}]}), "/v1/triage/batch", "empty_text"),
+        (json!({"case_id": "c", "text": "好", "labels": ["murder"]}), "/v1/cases", "unknown_label"),
+        (json!({"case_id": "c", "text": "好", "level": "purple"}), "/v1/cases", "unknown_level"),
+        (json!({"text": "好", "filters": {"labels": ["violent"]}}), "/v1/cases/search", "unknown_label"),
+        (json!({"text": "好", "case_id": "c"}), "/v1/cases/search", "invalid_request"),
+        (json!({"case_id": "nope"}), "/v1/cases/search", "unknown_case"),
+        (json!({"text": "好", "top_k": 0}), "/v1/cases/search", "invalid_request"),
+    ];
+    for (body, path, want) in cases {
+        let key = if path.contains("search") { ANALYST } else { PLATFORM };
+        let (st, v) = s.post(path, key, body.clone());
+        assert_eq!(code(&v), want, "{path} {body}");
+        assert!(st >= 400 && st < 500, "{st} for {want}");
+    }
+    let (st, v) = s.raw("/v1/triage", PLATFORM, "application/json", b"{\"text\": \"abc");
+    assert_eq!((st, code(&v)), (400, "invalid_json"));
+    let (st, v) = s.raw("/v1/triage", PLATFORM, "application/json", b"{\"text\": \"\xff\xfe\"}");
+    assert_eq!((st, code(&v)), (400, "invalid_utf8"));
+    let (st, v) = s.raw("/v1/triage", PLATFORM, "text/plain", b"{\"text\": \"x\"}");
+    assert_eq!((st, code(&v)), (415, "unsupported_media_type"));
+    let big = format!("{{\"text\": \"{}\"}}", "a".repeat(3 * 1024 * 1024));
+    let (st, v) = s.raw("/v1/triage", PLATFORM, "application/json", big.as_bytes());
+    assert_eq!((st, code(&v)), (413, "payload_too_large"));
+    let (st, v, _) = s.call("GET", "/v1/cases/nope", Some(ANALYST), None);
+    assert_eq!((st, code(&v)), (404, "unknown_case"));
+    let (st, v, _) = s.call("DELETE", "/v1/cases/nope", Some(PLATFORM), None);
+    assert_eq!((st, code(&v)), (404, "unknown_case"));
+    let (st, v, _) = s.call("GET", "/v1/nothing", Some(PLATFORM), None);
+    assert_eq!((st, code(&v)), (404, "not_found"));
+    let (st, v, _) = s.call("GET", "/v1/triage", Some(PLATFORM), None);
+    assert_eq!((st, code(&v)), (405, "method_not_allowed"));
+
+    // No key, an unknown key, a role that may not.
+    let (st, v, _) = s.call("POST", "/v1/triage", None, Some(json!({"text": "好"})));
+    assert_eq!((st, code(&v)), (401, "unauthorized"));
+    let (st, v, _) = s.call("POST", "/v1/triage", Some("not-a-key"), Some(json!({"text": "好"})));
+    assert_eq!((st, code(&v)), (401, "unauthorized"));
+    let checks = [
+        ("POST", "/v1/triage", ANALYST),
+        ("POST", "/v1/cases", ANALYST),
+        ("POST", "/v1/cases/search", PLATFORM),
+        ("GET", "/v1/cases/x", PLATFORM),
+        ("DELETE", "/v1/cases/x", ANALYST),
+        ("GET", "/metrics", PLATFORM),
+        ("POST", "/v1/triage", OPERATOR),
+    ];
+    for (m, p, k) in checks {
+        let (st, v, _) = s.call(m, p, Some(k), Some(json!({"text": "好"})));
+        assert_eq!((st, code(&v)), (403, "forbidden"), "{m} {p}");
+    }
+    for p in ["/metrics", "/openapi.json", "/v1/cases/x"] {
+        let (st, v, _) = s.call("GET", p, None, None);
+        assert_eq!((st, code(&v)), (401, "unauthorized"), "{p}");
+    }
+    // The service is still up and answering after all of that.
+    let (st, _) = s.post("/v1/triage", PLATFORM, json!({"text": "咨询一下医保报销比例。"}));
+    assert_eq!(st, 200);
+}
+
+#[test]
+fn acknowledged_writes_survive_restart_and_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    let (st, _) = s.post("/v1/cases", PLATFORM, json!({"case_id": "keep-1", "text": "村里的自来水管爆了一个星期没人修。", "labels": ["livelihood"], "level": "yellow"}));
+    assert_eq!(st, 200);
+    // Graceful restart.
+    let s = s.restart();
+    let (st, v, _) = s.call("GET", "/v1/cases/keep-1", Some(ANALYST), None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!((v["level"].as_str(), v["labels"][0].as_str()), (Some("yellow"), Some("livelihood")));
+    // kill -9 right after an acknowledged write.
+    let (st, _) = s.post("/v1/triage", PLATFORM, json!({"text": "我再去讨薪就带上刀，谁拦我我砍谁。", "case_id": "keep-2", "store": true}));
+    assert_eq!(st, 200);
+    let data = s.kill9();
+    let s = Server::spawn(data, vec![]);
+    for id in ["keep-1", "keep-2"] {
+        let (st, v, _) = s.call("GET", &format!("/v1/cases/{id}"), Some(ANALYST), None);
+        assert_eq!(st, 200, "{id} lost after kill -9: {v}");
+    }
+    // Replacing by id keeps one case.
+    let (st, _) = s.post("/v1/cases", PLATFORM, json!({"case_id": "keep-1", "text": "村里的自来水管爆了一个星期没人修。", "level": "blue", "labels": []}));
+    assert_eq!(st, 200);
+    let (_, v, _) = s.call("GET", "/v1/cases/keep-1", Some(ANALYST), None);
+    assert_eq!(v["level"], "blue");
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &["--queue-size", "64"]);
+    let long = "我们村的土地被征用了，补偿款到现在还没发下来，村干部说钱被挪用了，大家都很着急。".repeat(8);
+    let items: Vec<Value> = (0..64).map(|i| json!({"text": format!("{i}{long}")})).collect();
+    let url = s.url("/v1/triage/batch");
+    let first = std::thread::spawn(move || {
+        ureq::post(&url).set("Authorization", &format!("Bearer {PLATFORM}")).timeout(Duration::from_secs(600)).send_json(json!({"items": items})).map(|r| r.status())
+    });
+    // Wait until the batch holds the whole queue (the depth gauge), so no probe can take a slot first.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, m, _) = s.call("GET", "/metrics", Some(OPERATOR), None);
+        let depth = m.as_str().unwrap().lines().find(|l| l.starts_with("triage_queue_depth")).and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok());
+        if depth == Some(64.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline && !first.is_finished(), "the batch never filled the queue (depth {depth:?})");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // While those 64 texts fill the queue, one more text is refused at once.
+    let mut refused = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while refused.is_none() && Instant::now() < deadline && !first.is_finished() {
+        let (st, v, retry) = s.call("POST", "/v1/triage", Some(PLATFORM), Some(json!({"text": "咨询一下公积金提取。"})));
+        if st == 503 {
+            refused = Some((code(&v).to_string(), retry));
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let (c, retry) = refused.expect("a request was refused while the queue was full");
+    assert_eq!(c, "overloaded");
+    assert!(retry.and_then(|r| r.parse::<u64>().ok()).is_some_and(|r| r >= 1));
+    assert_eq!(first.join().unwrap().ok(), Some(200), "the batch that filled the queue still completes");
+    // And once the queue has drained, the service answers again.
+    let (st, _) = s.post("/v1/triage", PLATFORM, json!({"text": "咨询一下公积金提取。"}));
+    assert_eq!(st, 200);
+}
