@@ -1,36 +1,50 @@
 #!/usr/bin/env bash
 # Load test of POST /v1/triage from loopback (BENCHMARKS.md, "Service").
 #
-#   eval/bench/load.sh [DURATION_SECONDS]
+#   eval/bench/load.sh [DURATION_SECONDS] [gov|dev]
 #
 # Starts `triage serve` (release build) on a fresh data dir with an admin key,
-# replays the 495 real messages of ../shared/data/real/gov_messages.jsonl
-# (TRIAGE_DATA overrides ../shared/data) with wrk at concurrency 1, 8 and 64,
+# replays texts with wrk at concurrency 1, 8 and 64: `gov` (default) the 495
+# real board messages of ../shared/data/real/gov_messages.jsonl (long: median
+# several hundred characters), `dev` the 240 short texts of dev.jsonl
+# (TRIAGE_DATA overrides ../shared/data),
 # then drives an open-loop load at 4x the measured sustainable rate
 # (eval/bench/overload.py) and reports status codes, Retry-After and the
-# server's peak RSS. Needs wrk (Debian package `wrk`) and python3.
+# server's peak RSS. Needs wrk (Debian package `wrk`) and python3. SERVE_ARGS
+# passes options to `triage serve` (e.g. "--max-batch 1").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 dur=${1:-30}
+set_=${2:-gov}
 data=${TRIAGE_DATA:-../shared/data}
+case $set_ in
+  gov) src=$data/real/gov_messages.jsonl ;;
+  dev) src=$data/dev.jsonl ;;
+  *) echo "unknown text set $set_ (gov or dev)" >&2; exit 2 ;;
+esac
 work=$(mktemp -d)
-trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+pid=""
+trap 'kill $pid 2>/dev/null && wait $pid 2>/dev/null; rm -rf "$work"' EXIT
 cargo build --release -q -p triage-server
 bin=${CARGO_TARGET_DIR:-target}/release/triage
 key=$(python3 -c 'import secrets; print("bench_" + secrets.token_hex(16))')
 hash=$(printf %s "$key" | sha256sum | cut -d' ' -f1)
 printf '[[key]]\nname = "bench"\nrole = "admin"\nsha256 = "%s"\n' "$hash" > "$work/keys.toml"
 # Bodies for wrk: one JSON request per line, texts cut to the service's limit.
-python3 - "$data/real/gov_messages.jsonl" "$work/bodies.txt" <<'PY'
-import json, sys
+python3 - "$src" "$work/bodies.txt" <<'PY'
+import json, statistics, sys
+lens = []
 with open(sys.argv[1]) as f, open(sys.argv[2], "w") as out:
     for line in f:
         m = json.loads(line)
-        text = (m.get("title", "") + "。" + m["text"])[:5000]
+        text = ((m["title"] + "。") if m.get("title") else "") + m["text"]
+        text = text[:5000]
+        lens.append(len(text))
         out.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
+print(f"{len(lens)} texts, characters: median {statistics.median(lens):.0f}, max {max(lens)}")
 PY
 port=18080
-"$bin" serve --listen 127.0.0.1:$port --data-dir "$work/data" --keys "$work/keys.toml" >"$work/serve.log" 2>&1 &
+"$bin" serve --listen 127.0.0.1:$port --data-dir "$work/data" --keys "$work/keys.toml" ${SERVE_ARGS:-} >"$work/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 120); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && break; sleep 1; done
 cat > "$work/post.lua" <<LUA

@@ -28,8 +28,9 @@ pub struct ServeArgs {
     /// Most texts waiting for or in inference; beyond it requests get 503 with Retry-After.
     #[arg(long, env = "TRIAGE_QUEUE_SIZE", default_value_t = 128)]
     pub queue_size: usize,
-    /// Most texts judged in one encoder batch.
-    #[arg(long, env = "TRIAGE_MAX_BATCH", default_value_t = 32)]
+    /// Most texts judged in one encoder batch. 1 by measurement: on two cores,
+    /// batching 32 waiting texts gave half the throughput of one at a time (BENCHMARKS.md).
+    #[arg(long, env = "TRIAGE_MAX_BATCH", default_value_t = 1)]
     pub max_batch: usize,
     /// Largest request body, in bytes.
     #[arg(long, env = "TRIAGE_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]

@@ -52,7 +52,11 @@ impl InferenceQueue {
                 let texts: Vec<&str> = jobs.iter().flat_map(|j| j.texts.iter().map(String::as_str)).collect();
                 metrics::histogram!("triage_inference_batch_texts").record(texts.len() as f64);
                 let started = std::time::Instant::now();
-                let result = triage.judge_batch(&texts);
+                // A big request (a 64-item batch) is still judged `max_batch` texts at a time.
+                let result = texts.chunks(max_batch).try_fold(Vec::with_capacity(texts.len()), |mut acc, c| {
+                    acc.extend(triage.judge_batch(c)?);
+                    Ok::<_, TriageError>(acc)
+                });
                 metrics::histogram!("triage_inference_seconds").record(started.elapsed().as_secs_f64());
                 match result {
                     Ok(mut all) => {

@@ -19,8 +19,8 @@ fn the_shipped_policy_parses_and_asks_for_its_lookups() {
     let p = Policy::builtin().unwrap();
     let l = p.lookups();
     assert_eq!(l.similar_top_k, 5);
-    assert_eq!(l.repeat, Some((90, 0.88, 10)));
-    assert!(l.similar_min_score <= 0.88);
+    assert_eq!(l.repeat, Some((90, 0.94, 10)));
+    assert!(l.similar_min_score <= 0.95);
 }
 
 #[test]
@@ -41,9 +41,9 @@ fn repeat_petitions_need_enough_recent_similar_cases() {
     assert!(p.escalate(&f).1.is_empty(), "one earlier case is not a repeat under min_cases = 2");
     f.same_reporter.push(past("b", 0.80, RiskLevel::Blue, 5));
     assert!(p.escalate(&f).1.is_empty(), "a dissimilar case does not count");
-    f.same_reporter.push(past("c", 0.90, RiskLevel::Blue, 200));
+    f.same_reporter.push(past("c", 0.97, RiskLevel::Blue, 200));
     assert!(p.escalate(&f).1.is_empty(), "a case older than within_days does not count");
-    f.same_reporter.push(past("d", 0.91, RiskLevel::Blue, 30));
+    f.same_reporter.push(past("d", 0.96, RiskLevel::Blue, 30));
     let (level, e) = p.escalate(&f);
     assert_eq!(level, RiskLevel::Yellow);
     assert_eq!(rules(&e), ["repeat_petition"]);
@@ -55,9 +55,9 @@ fn repeat_petitions_need_enough_recent_similar_cases() {
 fn a_similar_case_that_escalated_raises_but_not_past_its_cap() {
     let p = Policy::builtin().unwrap();
     let mut f = facts(RiskLevel::Yellow);
-    f.similar = vec![past("x", 0.95, RiskLevel::Yellow, 3), past("y", 0.90, RiskLevel::Red, 3)];
+    f.similar = vec![past("x", 0.98, RiskLevel::Yellow, 3), past("y", 0.93, RiskLevel::Red, 3)];
     assert!(p.escalate(&f).1.is_empty(), "the red case is below min_similarity, the close one never escalated");
-    f.similar.push(past("z", 0.93, RiskLevel::Red, 3));
+    f.similar.push(past("z", 0.96, RiskLevel::Red, 3));
     let (level, e) = p.escalate(&f);
     assert_eq!((level, rules(&e)), (RiskLevel::Orange, vec!["similar_escalated"]));
     assert!(e[0].reason.contains('z'));
