@@ -3,10 +3,11 @@
 //! The model must have been fetched (`triage model fetch`), as the README's
 //! test command does first.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -21,6 +22,8 @@ struct Server {
     base: String,
     data: PathBuf,
     extra: Vec<String>,
+    /// Everything the server wrote to stderr (its log), read by a thread so the pipe never fills.
+    log: Arc<Mutex<String>>,
 }
 
 fn keys_file(dir: &Path) -> PathBuf {
@@ -46,22 +49,32 @@ impl Server {
 
     fn spawn(data: PathBuf, extra: Vec<String>) -> Server {
         let port = free_port();
-        let keys = keys_file(&data);
-        let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/policy.toml");
-        let child = Command::new(env!("CARGO_BIN_EXE_triage"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-            .arg(&data)
-            .arg("--keys")
-            .arg(&keys)
-            .arg("--policy")
-            .arg(&policy)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_triage"));
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"]).arg(&data);
+        if !extra.iter().any(|a| a == "--keys") {
+            cmd.arg("--keys").arg(keys_file(&data));
+        }
+        if !extra.iter().any(|a| a == "--policy") {
+            cmd.arg("--policy").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/policy.toml"));
+        }
+        let mut child = cmd
             .args(&extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start triage serve");
-        let mut s = Server { child, base: format!("http://127.0.0.1:{port}"), data, extra };
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let mut s = Server { child, base: format!("http://127.0.0.1:{port}"), data, extra, log };
         s.wait_ready();
         s
     }
@@ -70,9 +83,8 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(180);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                let mut err = String::new();
-                self.child.stderr.take().map(|mut e| e.read_to_string(&mut err));
-                panic!("triage serve exited with {status}:\n{err}");
+                std::thread::sleep(Duration::from_millis(200));
+                panic!("triage serve exited with {status}:\n{}", self.log.lock().unwrap());
             }
             if let Ok(r) = ureq::get(&format!("{}/readyz", self.base)).timeout(Duration::from_secs(2)).call() {
                 if r.status() == 200 {
@@ -425,4 +437,149 @@ fn a_full_queue_answers_503_with_retry_after() {
     // And once the queue has drained, the service answers again.
     let (st, _) = s.post("/v1/triage", PLATFORM, json!({"text": "咨询一下公积金提取。"}));
     assert_eq!(st, 200);
+}
+
+fn kill(pid: u32, sig: &str) {
+    assert!(Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success());
+}
+
+#[test]
+fn logs_hold_no_text_or_reporter_and_sighup_reloads_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/policy.toml")).unwrap();
+    std::fs::write(&policy, &shipped).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let s = Server::start(&data, &["--policy", policy.to_str().unwrap(), "--store-text", "false"]);
+
+    // Personal data goes in through every route; none of it may reach the log.
+    let text = "我叫张三丰，住幸福小区7栋，物业乱收费，再不退钱我就去市里上访。";
+    let ctx = json!({"reporter": "13812345678", "district": "东城区"});
+    let (st, _) = s.post("/v1/triage", PLATFORM, json!({"text": text, "case_id": "privacy-case-9", "store": true, "context": ctx}));
+    assert_eq!(st, 200);
+    s.post("/v1/cases/search", ANALYST, json!({"text": text, "filters": {"reporter": "13812345678"}}));
+    s.post("/v1/triage", PLATFORM, json!({"text": text, "context": {"received_at": "张三丰"}}));
+    s.raw("/v1/triage", PLATFORM, "application/json", "{\"text\": \"张三丰 13812345678".as_bytes());
+    s.call("GET", "/v1/cases/privacy-case-9", Some(ANALYST), None);
+    // --store-text false keeps the vector and metadata, not the text.
+    let (st, v, _) = s.call("GET", "/v1/cases/privacy-case-9", Some(ANALYST), None);
+    assert_eq!(st, 200);
+    assert!(v["text"].is_null(), "{v}");
+    assert_eq!(v["district"], "东城区");
+    assert!(!v.to_string().contains("13812345678"), "the reporter is stored hashed: {v}");
+
+    // The time-limit rule as shipped: ten days unresolved is past the 7-day limit.
+    let overdue = json!({"text": "咨询一下社保卡补办需要哪些材料。", "context": {"received_at": "2026-11-01", "accepted_at": "2026-11-01", "met_at": "2026-11-02", "as_of": "2026-11-11"}});
+    let (_, v) = s.post("/v1/triage", PLATFORM, overdue.clone());
+    assert_eq!(rules(&v), ["time_limit_resolve"], "{v}");
+    // Operators give 30 days to resolve and send SIGHUP: the same case is no longer overdue.
+    std::fs::write(&policy, shipped.replace("stage = \"resolve\"\ndays = 7", "stage = \"resolve\"\ndays = 30")).unwrap();
+    kill(s.child.id(), "-HUP");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v) = s.post("/v1/triage", PLATFORM, overdue.clone());
+        if rules(&v).is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the policy was not reloaded: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A broken file is refused and the running policy kept.
+    std::fs::write(&policy, "version = \"not a number\"").unwrap();
+    kill(s.child.id(), "-HUP");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !s.log.lock().unwrap().contains("NOT reloaded") {
+        assert!(Instant::now() < deadline, "no refusal in the log");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (st, v) = s.post("/v1/triage", PLATFORM, overdue);
+    assert_eq!((st, rules(&v).len()), (200, 0), "{v}");
+
+    let log = s.log.lock().unwrap().clone();
+    assert!(log.contains("/v1/triage"), "the log has request lines");
+    for secret in ["张三丰", "幸福小区", "13812345678", "privacy-case-9", "物业乱收费"] {
+        assert!(!log.contains(secret), "{secret:?} reached the log:\n{log}");
+    }
+}
+
+#[test]
+fn shutdown_finishes_the_requests_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    let text = "我们村的土地被征用了，补偿款到现在还没发下来，村干部说钱被挪用了，大家都很着急。".repeat(6);
+    let items: Vec<Value> = (0..16).map(|i| json!({"text": format!("{i}{text}")})).collect();
+    let url = s.url("/v1/triage/batch");
+    let inflight = std::thread::spawn(move || {
+        let r = ureq::post(&url).set("Authorization", &format!("Bearer {PLATFORM}")).timeout(Duration::from_secs(300)).send_json(json!({"items": items}));
+        r.map(|r| (r.status(), r.into_json::<Value>().unwrap()["items"].as_array().unwrap().len())).ok()
+    });
+    // Once the batch is being judged, ask the server to stop.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, m, _) = s.call("GET", "/metrics", Some(OPERATOR), None);
+        if m.as_str().unwrap().lines().any(|l| l.starts_with("triage_queue_depth 16")) {
+            break;
+        }
+        assert!(Instant::now() < deadline && !inflight.is_finished(), "the batch never reached the queue");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut s = s;
+    kill(s.child.id(), "-TERM");
+    assert_eq!(inflight.join().unwrap(), Some((200, 16)), "the request in flight was answered in full");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "the server did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "exit status {status}");
+    assert!(ureq::get(&s.url("/healthz")).call().is_err(), "no longer listening");
+}
+
+#[test]
+fn import_reports_what_it_skipped_and_new_keys_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("past.jsonl");
+    let lines = [
+        r#"{"id": "p-1", "title": "拖欠工资", "text": "老板欠我们八个月工资不给，工人们都揭不开锅了。", "district": "北区", "time": "2026/3/4 10:00:00"}"#,
+        r#"{"case_id": "p-2", "text": "小区门口的路灯坏了一个月了，晚上走路很危险。", "labels": [], "level": "blue"}"#,
+        r#"{"case_id": "p-3", "text": "孩子入学的材料要准备哪些？", "reporter": "13500000000"}"#,
+        r#"{"case_id": "p-4", "text": "#,
+        r#"{"case_id": "p-5", "text": "  "}"#,
+        r#"{"case_id": "p-6", "text": "路面塌了", "labels": ["pothole"]}"#,
+        r#"{"case_id": "p-1", "text": "重复的编号"}"#,
+        r#"{"case_id": "p-7", "text": "时间不对", "received_at": "yesterday"}"#,
+    ];
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new(env!("CARGO_BIN_EXE_triage")).arg("import").arg(&file).arg("--data-dir").arg(&data).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((summary["read"].as_u64(), summary["imported"].as_u64(), summary["skipped"].as_u64()), (Some(8), Some(3), Some(5)), "{summary}");
+    for (reason, n) in [("invalid JSON", 1), ("empty text", 1), ("unknown label", 1), ("duplicate case_id", 1), ("invalid date", 1)] {
+        assert_eq!(summary["reasons"][reason].as_u64(), Some(n), "{reason}: {summary}");
+    }
+
+    // A key made by `triage keys new` opens the service for its role.
+    let out = Command::new(env!("CARGO_BIN_EXE_triage")).args(["keys", "new", "--name", "analyst two", "--role", "analyst"]).output().unwrap();
+    assert!(out.status.success());
+    let table = String::from_utf8(out.stdout).unwrap();
+    let key = String::from_utf8(out.stderr).unwrap().split_whitespace().last().unwrap().to_string();
+    assert!(!table.contains(&key));
+    let keys = dir.path().join("new-keys.toml");
+    std::fs::write(&keys, &table).unwrap();
+    let s = Server::start(&data, &["--keys", keys.to_str().unwrap()]);
+    let (st, v, _) = s.call("GET", "/v1/cases/p-1", Some(&key), None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!((v["district"].as_str(), v["received_at"].as_str()), (Some("北区"), Some("2026-03-04T10:00:00+08:00")));
+    assert!(v["text"].as_str().unwrap().starts_with("拖欠工资。"));
+    let (_, v, _) = s.call("GET", "/v1/cases/p-2", Some(&key), None);
+    assert_eq!((v["level"].as_str(), v["model_version"].is_null()), (Some("blue"), true), "people's labels and level are kept");
+    let (st, v) = s.post("/v1/triage", &key, json!({"text": "好"}));
+    assert_eq!((st, code(&v)), (403, "forbidden"));
+    let (st, v) = s.post("/v1/triage", PLATFORM, json!({"text": "好"}));
+    assert_eq!((st, code(&v)), (401, "unauthorized"), "only the new keys file is loaded");
 }
