@@ -88,12 +88,12 @@ impl Triage {
 
     pub fn judge_batch<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Judgement>, TriageError> {
         let feats = features(&self.encoder, &self.lexicon, texts)?;
-        Ok(feats.into_iter().map(|f| self.judgement(f)).collect())
+        Ok(feats.into_iter().zip(texts).map(|(f, t)| self.judgement(f, t.as_ref())).collect())
     }
 
-    fn judgement(&self, f: TextFeatures) -> Judgement {
+    fn judgement(&self, f: TextFeatures, text: &str) -> Judgement {
         let heads = &self.model.heads;
-        let decision = heads.decide(heads.scores(&f.row));
+        let decision = heads.decide(heads.scores(&self.model.row(text, &f.row)));
         let labels = Label::ALL
             .iter()
             .map(|&l| {

@@ -12,6 +12,7 @@ pub mod label;
 pub mod logreg;
 pub mod model;
 pub mod policy;
+pub mod tfidf;
 pub mod train;
 
 pub use cues::{CueKind, CueLexicon, CueReport, Evidence, Suppression};

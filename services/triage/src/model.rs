@@ -78,6 +78,10 @@ pub struct RiskModel {
     pub encoder: String,
     pub embedding_dim: usize,
     pub cue_features: Vec<String>,
+    /// The character n-gram reader whose probabilities sit between the
+    /// sentence vector and the cue features (absent in models before 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_stack: Option<crate::tfidf::TextStack>,
     pub heads: Heads,
     /// How it was trained (data hash, seed, cross-validation figures).
     pub training: serde_json::Value,
@@ -86,6 +90,15 @@ pub struct RiskModel {
 impl RiskModel {
     pub fn builtin() -> Result<Self, serde_json::Error> {
         serde_json::from_str(BUILTIN_MODEL)
+    }
+
+    /// The heads' input for a text: its feature row (sentence vector, cue
+    /// features) with the text stack's probabilities put in between.
+    pub fn row(&self, text: &str, features: &[f32]) -> Vec<f32> {
+        match &self.text_stack {
+            Some(stack) => crate::tfidf::insert(features, self.embedding_dim, &stack.probs(text)),
+            None => features.to_vec(),
+        }
     }
 }
 

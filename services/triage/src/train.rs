@@ -33,7 +33,7 @@ pub struct TrainOutput {
 }
 
 /// Deterministic shuffle (splitmix64) so a seed reproduces the folds anywhere.
-fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+pub(crate) fn shuffled(n: usize, seed: u64) -> Vec<usize> {
     let mut state = seed;
     let mut next = || {
         state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);

@@ -51,20 +51,18 @@ fn negated_self_harm_is_not_flagged() {
     assert!(j.level <= RiskLevel::Yellow);
 }
 
-/// Known failure of risk-1.0 (see EVALUATION.md): the cue lexicon drops
-/// 砍价/杀价, but the sentence vector of this short chatty text still sits near
-/// retaliation and the no-cue threat bar is passed. Run with `--ignored`.
+/// The cue lexicon drops 砍价/杀价, but the sentence vector of this short
+/// chatty text sits near retaliation: risk-1.0 (e5 and cues only) judged it a
+/// threat; risk-1.1's character n-gram reader does not.
 #[test]
-#[ignore = "known failure of risk-1.0: figurative chat read as a threat by the embedding heads"]
 fn figurative_chat_is_not_a_threat() {
     let j = triage().judge("今天去菜市场砍价砍到了五折，老板说我是杀价高手，笑死了").unwrap();
     assert!(j.level <= RiskLevel::Yellow, "{:?} {:?}", j.level, flagged(&j));
 }
 
-/// Known failure of risk-1.0 (see EVALUATION.md): without a threat cue the
-/// heads on frozen e5-small vectors miss these implicit threats.
+/// Without a threat cue the heads on frozen e5-small vectors alone
+/// (risk-1.0) missed these implicit threats; risk-1.1 catches them.
 #[test]
-#[ignore = "known failure of risk-1.0: implicit threats without cues are missed"]
 fn implicit_threats_without_lexicon_cues_are_caught_by_the_model() {
     // None of these contains a threat phrase of the lexicon; the encoder has to read them.
     for text in [

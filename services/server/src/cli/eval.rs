@@ -37,11 +37,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let triage = risk::load_triage(&args.model, &args.risk)?;
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
     let feats = risk::extract(triage.encoder(), triage.lexicon(), &texts, "evaluating")?;
-    let heads = &triage.model().heads;
+    let model = triage.model();
     let scored: Vec<Scored> = examples
         .iter()
         .zip(&feats)
-        .map(|(e, f)| Scored::new(e, &heads.decide(heads.scores(&f.row))))
+        .map(|(e, f)| Scored::new(e, &model.heads.decide(model.heads.scores(&model.row(&e.text, &f.row)))))
         .collect();
     let m = triage_eval::compute(&scored);
     let seconds = started.elapsed().as_secs_f64();

@@ -91,6 +91,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             keys,
             salt,
             store_text: args.store.store_text,
+            max_body_bytes: args.max_body_bytes,
             metrics,
         });
         let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
@@ -100,7 +101,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             model_version = %triage.model().version,
             "serving"
         );
-        http::serve(listener, state, args.max_body_bytes).await
+        http::serve(listener, state).await
     })?;
     // The last store handle is dropped here: the embedded shard flushes and releases its lock.
     Ok(())

