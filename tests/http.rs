@@ -3,176 +3,14 @@
 //! The model must have been fetched (`triage model fetch`), as the README's
 //! test command does first.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+mod support;
+
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-
-const PLATFORM: &str = "test-platform-key";
-const ANALYST: &str = "test-analyst-key";
-const OPERATOR: &str = "test-operator-key";
-
-struct Server {
-    child: Child,
-    base: String,
-    data: PathBuf,
-    extra: Vec<String>,
-    /// Everything the server wrote to stderr (its log), read by a thread so the pipe never fills.
-    log: Arc<Mutex<String>>,
-}
-
-fn keys_file(dir: &Path) -> PathBuf {
-    let mut s = String::new();
-    for (name, role, key) in [("platform", "platform", PLATFORM), ("analyst", "analyst", ANALYST), ("operator", "operator", OPERATOR)] {
-        let h = hex::encode(Sha256::digest(key.as_bytes()));
-        s.push_str(&format!("[[key]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{h}\"\n\n"));
-    }
-    let p = dir.join("keys.toml");
-    std::fs::write(&p, s).unwrap();
-    p
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-impl Server {
-    fn start(data: &Path, extra: &[&str]) -> Server {
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        Self::spawn(data.to_path_buf(), extra)
-    }
-
-    fn spawn(data: PathBuf, extra: Vec<String>) -> Server {
-        let port = free_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_triage"));
-        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"]).arg(&data);
-        if !extra.iter().any(|a| a == "--keys") {
-            cmd.arg("--keys").arg(keys_file(&data));
-        }
-        if !extra.iter().any(|a| a == "--policy") {
-            cmd.arg("--policy").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/policy.toml"));
-        }
-        let mut child = cmd
-            .args(&extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start triage serve");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let mut s = Server { child, base: format!("http://127.0.0.1:{port}"), data, extra, log };
-        s.wait_ready();
-        s
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(180);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                std::thread::sleep(Duration::from_millis(200));
-                panic!("triage serve exited with {status}:\n{}", self.log.lock().unwrap());
-            }
-            if let Ok(r) = ureq::get(&format!("{}/readyz", self.base)).timeout(Duration::from_secs(2)).call() {
-                if r.status() == 200 {
-                    return;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("triage serve was not ready within 180 s");
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// Status and JSON body of a request; `key` None sends no Authorization.
-    fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value, Option<String>) {
-        let mut req = ureq::request(method, &self.url(path)).timeout(Duration::from_secs(300));
-        if let Some(k) = key {
-            req = req.set("Authorization", &format!("Bearer {k}"));
-        }
-        let res = match body {
-            Some(b) => req.send_json(b),
-            None => req.call(),
-        };
-        let resp = match res {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{method} {path}: {e}"),
-        };
-        let status = resp.status();
-        let retry = resp.header("Retry-After").map(str::to_string);
-        let text = resp.into_string().unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)), retry)
-    }
-
-    fn post(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
-        let (s, v, _) = self.call("POST", path, Some(key), Some(body));
-        (s, v)
-    }
-
-    fn raw(&self, path: &str, key: &str, content_type: &str, bytes: &[u8]) -> (u16, Value) {
-        let r = ureq::post(&self.url(path))
-            .set("Authorization", &format!("Bearer {key}"))
-            .set("Content-Type", content_type)
-            .send_bytes(bytes);
-        let resp = match r {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{e}"),
-        };
-        (resp.status(), resp.into_json().unwrap())
-    }
-
-    fn stop(mut self) -> PathBuf {
-        // SIGTERM: graceful shutdown, the store is flushed and unlocked.
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let _ = self.child.wait();
-        std::mem::take(&mut self.data)
-    }
-
-    fn kill9(mut self) -> PathBuf {
-        let _ = Command::new("kill").args(["-KILL", &self.child.id().to_string()]).status();
-        let _ = self.child.wait();
-        std::mem::take(&mut self.data)
-    }
-
-    fn restart(self) -> Server {
-        let extra = self.extra.clone();
-        let data = self.stop();
-        Self::spawn(data, extra)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {v}"))
-}
-
-fn rules(v: &Value) -> Vec<String> {
-    v["escalations"].as_array().unwrap().iter().map(|e| e["rule"].as_str().unwrap().to_string()).collect()
-}
+use support::{code, kill, rules, Server, ANALYST, OPERATOR, PLATFORM};
 
 #[test]
 fn triage_escalation_and_search() {
@@ -437,10 +275,6 @@ fn a_full_queue_answers_503_with_retry_after() {
     // And once the queue has drained, the service answers again.
     let (st, _) = s.post("/v1/triage", PLATFORM, json!({"text": "咨询一下公积金提取。"}));
     assert_eq!(st, 200);
-}
-
-fn kill(pid: u32, sig: &str) {
-    assert!(Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success());
 }
 
 #[test]
