@@ -11,8 +11,8 @@ use crate::features::cue_features;
 use crate::label::{Label, RiskLevel};
 use crate::model::{Decision, RiskModel};
 
-/// Longest accepted text, in Unicode chars.
-pub const MAX_CHARS: usize = 5000;
+/// Longest accepted text, in Unicode chars: the wire contract's limit.
+pub const MAX_CHARS: usize = triage_proto::MAX_TEXT_CHARS;
 /// Texts are embedded in chunks of at most this many chars, cut at sentence
 /// ends, so a long text is read whole (the encoder stops at 512 tokens) and a
 /// short threat is not averaged away.
@@ -56,6 +56,13 @@ pub struct Triage {
     encoder: Arc<Encoder>,
     lexicon: CueLexicon,
     model: RiskModel,
+}
+
+impl Judgement {
+    /// The labels whose score passed their threshold, in `Label::ALL` order.
+    pub fn flagged_labels(&self) -> Vec<Label> {
+        self.labels.iter().filter(|l| l.flagged).map(|l| l.label).collect()
+    }
 }
 
 impl Triage {

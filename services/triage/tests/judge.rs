@@ -17,7 +17,7 @@ fn triage() -> &'static Triage {
 }
 
 fn flagged(j: &triage_risk::Judgement) -> Vec<Label> {
-    j.labels.iter().filter(|l| l.flagged).map(|l| l.label).collect()
+    j.flagged_labels()
 }
 
 #[test]

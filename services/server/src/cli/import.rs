@@ -17,7 +17,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use triage_cases::CaseRecord;
 use triage_proto::time::Timestamp;
-use triage_proto::{Label, RiskLevel, MAX_TEXT_CHARS};
+use triage_proto::{Label, RiskLevel};
+use triage_risk::TriageError;
 
 use super::risk::{load_triage, RiskModelArgs};
 use super::store::StoreArgs;
@@ -91,12 +92,12 @@ fn check(l: Line, salt: &[u8]) -> Result<Ready, (&'static str, String)> {
         Some(t) => t,
         None => body,
     };
-    if text.trim().is_empty() {
-        return Err(("empty text", format!("case {case_id}: empty text")));
-    }
-    let chars = text.chars().count();
-    if chars > MAX_TEXT_CHARS {
-        return Err(("text too long", format!("case {case_id}: {chars} characters, limit {MAX_TEXT_CHARS}")));
+    if let Err(e) = triage_risk::judge::validate(0, &text) {
+        let reason = match e {
+            TriageError::TextTooLong { .. } => "text too long",
+            _ => "empty text",
+        };
+        return Err((reason, format!("case {case_id}: {e}")));
     }
     let received_at = match l.received_at.as_deref().filter(|s| !s.trim().is_empty()) {
         None => None,
@@ -180,7 +181,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
             .map(|(c, j)| CaseRecord {
                 case_id: c.case_id.clone(),
                 text: args.store.store_text.then(|| c.text.clone()),
-                labels: c.labels.clone().unwrap_or_else(|| j.labels.iter().filter(|l| l.flagged).map(|l| l.label).collect()),
+                labels: c.labels.clone().unwrap_or_else(|| j.flagged_labels()),
                 level: c.level.unwrap_or(j.level),
                 district: c.district.clone(),
                 reporter_hash: c.reporter_hash.clone(),

@@ -93,7 +93,7 @@ pub async fn search(State(state): State<Arc<AppState>>, JsonBody(req): JsonBody<
         (Some(text), None) => {
             check_text(&text, None)?;
             let j = state.judge(vec![text]).await?.remove(0);
-            let labels = j.labels.iter().filter(|l| l.flagged).map(|l| l.label).collect();
+            let labels = j.flagged_labels();
             (j.embedding, SearchQuery { labels, level: j.level, district: None })
         }
         (None, Some(id)) => {

@@ -4,9 +4,9 @@
 
 use triage_cases::{CaseFilter, CaseRecord, Hit};
 use triage_proto::time::Timestamp;
-use triage_proto::{CaseContext, ErrorCode, Escalation, Label, RiskLevel, SimilarCase, TriageResponse, MAX_TEXT_CHARS};
+use triage_proto::{CaseContext, ErrorCode, Escalation, Label, RiskLevel, SimilarCase, TriageResponse};
 use triage_risk::policy::{Facts, PastCase, Workflow};
-use triage_risk::Judgement;
+use triage_risk::{Judgement, TriageError};
 
 use super::error::{ApiError, ApiResult};
 use super::queue::QueueError;
@@ -28,18 +28,15 @@ pub fn where_(index: Option<usize>) -> String {
     index.map(|i| format!("items[{i}]: ")).unwrap_or_default()
 }
 
+/// The library's input contract (`triage_risk::judge::validate`), answered with its wire code.
 pub fn check_text(text: &str, index: Option<usize>) -> ApiResult<()> {
-    if text.trim().is_empty() {
-        return Err(ApiError::new(ErrorCode::EmptyText, format!("{}text is empty", where_(index))));
-    }
-    let chars = text.chars().count();
-    if chars > MAX_TEXT_CHARS {
-        return Err(ApiError::new(
-            ErrorCode::TextTooLong,
-            format!("{}text has {chars} characters; the limit is {MAX_TEXT_CHARS}", where_(index)),
-        ));
-    }
-    Ok(())
+    triage_risk::judge::validate(index.unwrap_or(0), text).map_err(|e| {
+        let code = match e {
+            TriageError::TextTooLong { .. } => ErrorCode::TextTooLong,
+            _ => ErrorCode::EmptyText,
+        };
+        ApiError::new(code, format!("{}{e}", where_(index)))
+    })
 }
 
 pub fn check_case_id(id: &str, index: Option<usize>) -> ApiResult<()> {
@@ -137,7 +134,7 @@ impl AppState {
             }
             _ => Vec::new(),
         };
-        let flagged: Vec<Label> = j.labels.iter().filter(|l| l.flagged).map(|l| l.label).collect();
+        let flagged = j.flagged_labels();
         let facts = Facts {
             base_level: j.level,
             flagged: flagged.clone(),
