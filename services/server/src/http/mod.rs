@@ -11,7 +11,7 @@ mod triage;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
@@ -142,15 +142,6 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>) -> a
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
                 s.reload_policy();
-            }
-        });
-    }
-    {
-        let s = state.clone();
-        tokio::spawn(async move {
-            loop {
-                metrics::gauge!("triage_queue_depth").set(s.queue.depth() as f64);
-                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
     }

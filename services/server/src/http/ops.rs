@@ -30,7 +30,8 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (status, Json(body))
 }
 
-/// Prometheus text format.
+/// Prometheus text format. The queue depth gauge is read here, at scrape
+/// time, rather than kept current on every request.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain")), security(("bearer" = [])))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     metrics::gauge!("triage_queue_depth").set(state.queue.depth() as f64);

@@ -97,11 +97,8 @@ impl InferenceQueue {
             }
             Err(TryAcquireError::Closed) => return Err(QueueError::Stopped),
         };
-        metrics::gauge!("triage_queue_depth").set(self.depth() as f64);
         let (reply, rx) = oneshot::channel();
         self.tx.send(Job { texts, reply, _permit: permit }).map_err(|_| QueueError::Stopped)?;
-        let out = rx.await.map_err(|_| QueueError::Stopped)?;
-        metrics::gauge!("triage_queue_depth").set(self.depth() as f64);
-        Ok(out?)
+        Ok(rx.await.map_err(|_| QueueError::Stopped)??)
     }
 }
