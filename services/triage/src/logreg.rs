@@ -31,6 +31,33 @@ pub fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
 
+/// Adam (β₁ 0.9, β₂ 0.999, ε 1e-8) over a full-batch gradient, shared by
+/// the dense heads and the sparse n-gram heads.
+pub(crate) struct Adam {
+    m: Vec<f64>,
+    v: Vec<f64>,
+    t: i32,
+    learning_rate: f64,
+}
+
+impl Adam {
+    pub(crate) fn new(dim: usize, learning_rate: f64) -> Self {
+        Self { m: vec![0.0; dim], v: vec![0.0; dim], t: 0, learning_rate }
+    }
+
+    /// One update of `w` by `grad` (the full gradient, penalty included).
+    pub(crate) fn step(&mut self, w: &mut [f64], grad: &[f64]) {
+        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
+        self.t += 1;
+        let (c1, c2) = (1.0 - b1.powi(self.t), 1.0 - b2.powi(self.t));
+        for ((wk, g), (m, v)) in w.iter_mut().zip(grad).zip(self.m.iter_mut().zip(self.v.iter_mut())) {
+            *m = b1 * *m + (1.0 - b1) * g;
+            *v = b2 * *v + (1.0 - b2) * g * g;
+            *wk -= self.learning_rate * (*m / c1) / ((*v / c2).sqrt() + eps);
+        }
+    }
+}
+
 impl LogReg {
     pub fn score(&self, x: &[f32]) -> f32 {
         let z: f64 = self.weights.iter().zip(x).map(|(w, v)| (*w as f64) * (*v as f64)).sum::<f64>() + self.bias as f64;
@@ -52,10 +79,9 @@ impl LogReg {
         };
         let lambda = 1.0 / (cfg.c * n as f64);
         let mut w = vec![0f64; d + 1]; // last = bias
-        let (mut m, mut v) = (vec![0f64; d + 1], vec![0f64; d + 1]);
-        let (b1, b2, eps) = (0.9, 0.999, 1e-8);
+        let mut adam = Adam::new(d + 1, cfg.learning_rate);
         let mut grad = vec![0f64; d + 1];
-        for t in 1..=cfg.iterations {
+        for _ in 0..cfg.iterations {
             grad.iter_mut().for_each(|g| *g = 0.0);
             for (x, &y) in xs.iter().zip(ys) {
                 let z: f64 = w[..d].iter().zip(x).map(|(a, b)| a * *b as f64).sum::<f64>() + w[d];
@@ -69,13 +95,7 @@ impl LogReg {
             for (g, wi) in grad[..d].iter_mut().zip(&w[..d]) {
                 *g += lambda * wi;
             }
-            for k in 0..=d {
-                m[k] = b1 * m[k] + (1.0 - b1) * grad[k];
-                v[k] = b2 * v[k] + (1.0 - b2) * grad[k] * grad[k];
-                let mh = m[k] / (1.0 - b1.powi(t as i32));
-                let vh = v[k] / (1.0 - b2.powi(t as i32));
-                w[k] -= cfg.learning_rate * mh / (vh.sqrt() + eps);
-            }
+            adam.step(&mut w, &grad);
         }
         Self { weights: w[..d].iter().map(|&x| x as f32).collect(), bias: w[d] as f32 }
     }

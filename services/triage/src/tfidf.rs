@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Example;
 use crate::label::{Label, RiskLevel};
-use crate::logreg::sigmoid;
+use crate::logreg::{sigmoid, Adam};
 
 /// Probabilities the stack adds to a feature row, in this order.
 pub const STACK_FEATURES: [&str; 8] = [
@@ -159,10 +159,9 @@ impl SparseLogReg {
         let (wp, wn) = (n as f64 / (2.0 * pos as f64), n as f64 / (2.0 * (n - pos) as f64));
         let lambda = 1.0 / (cfg.c * n as f64);
         let mut w = vec![0f64; dim + 1];
-        let (mut m, mut v) = (vec![0f64; dim + 1], vec![0f64; dim + 1]);
-        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
+        let mut adam = Adam::new(dim + 1, cfg.learning_rate);
         let mut grad = vec![0f64; dim + 1];
-        for t in 1..=cfg.iterations {
+        for _ in 0..cfg.iterations {
             grad.iter_mut().for_each(|g| *g = 0.0);
             for (x, &y) in xs.iter().zip(ys) {
                 let z: f64 = x.iter().map(|&(i, v)| w[i as usize] * v as f64).sum::<f64>() + w[dim];
@@ -172,13 +171,10 @@ impl SparseLogReg {
                 }
                 grad[dim] += r;
             }
-            let (c1, c2) = (1.0 - b1.powi(t as i32), 1.0 - b2.powi(t as i32));
-            for k in 0..=dim {
-                let g = if k < dim { grad[k] + lambda * w[k] } else { grad[k] };
-                m[k] = b1 * m[k] + (1.0 - b1) * g;
-                v[k] = b2 * v[k] + (1.0 - b2) * g * g;
-                w[k] -= cfg.learning_rate * (m[k] / c1) / ((v[k] / c2).sqrt() + eps);
+            for (g, wk) in grad[..dim].iter_mut().zip(&w[..dim]) {
+                *g += lambda * wk;
             }
+            adam.step(&mut w, &grad);
         }
         Self { weights: w[..dim].iter().map(|&x| x as f32).collect(), bias: w[dim] as f32 }
     }
@@ -217,14 +213,8 @@ impl TextStack {
     /// Out-of-fold probabilities for every training text (k folds from
     /// `seed`), and the stack fitted on all of them.
     pub fn fit_oof(texts: &[&str], ex: &[Example], folds: usize, seed: u64, cfg: &StackConfig) -> (Vec<[f32; 8]>, Self) {
-        let n = texts.len();
-        let order = crate::train::shuffled(n, seed ^ 0x7f1d_f000);
-        let k = folds.clamp(2, n.max(2));
-        let mut oof = vec![[0f32; 8]; n];
-        for f in 0..k {
-            let held: Vec<usize> = order.iter().copied().skip(f).step_by(k).collect();
-            let is_held: std::collections::HashSet<usize> = held.iter().copied().collect();
-            let keep: Vec<usize> = (0..n).filter(|i| !is_held.contains(i)).collect();
+        let mut oof = vec![[0f32; 8]; texts.len()];
+        for (keep, held) in crate::train::folds(texts.len(), folds, seed ^ 0x7f1d_f000) {
             let stack = Self::fit(
                 &keep.iter().map(|&i| texts[i]).collect::<Vec<_>>(),
                 &keep.iter().map(|&i| ex[i].clone()).collect::<Vec<_>>(),

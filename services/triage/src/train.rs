@@ -33,7 +33,7 @@ pub struct TrainOutput {
 }
 
 /// Deterministic shuffle (splitmix64) so a seed reproduces the folds anywhere.
-pub(crate) fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+fn shuffled(n: usize, seed: u64) -> Vec<usize> {
     let mut state = seed;
     let mut next = || {
         state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -48,6 +48,21 @@ pub(crate) fn shuffled(n: usize, seed: u64) -> Vec<usize> {
         idx.swap(i, j);
     }
     idx
+}
+
+/// The k folds of `n` rows from `seed`: for each, the rows to fit on
+/// (ascending) and the rows held out (every row is held out exactly once).
+pub(crate) fn folds(n: usize, k: usize, seed: u64) -> Vec<(Vec<usize>, Vec<usize>)> {
+    let order = shuffled(n, seed);
+    let k = k.clamp(2, n.max(2));
+    (0..k)
+        .map(|f| {
+            let held: Vec<usize> = order.iter().copied().skip(f).step_by(k).collect();
+            let is_held: std::collections::HashSet<usize> = held.iter().copied().collect();
+            let fit_on = (0..n).filter(|i| !is_held.contains(i)).collect();
+            (fit_on, held)
+        })
+        .collect()
 }
 
 fn is_threat(e: &Example) -> bool {
@@ -164,13 +179,8 @@ fn calibrate(scores: &[Scores], ex: &[Example], cfg: &TrainConfig) -> ([f32; 5],
 pub fn train(rows: &[Vec<f32>], ex: &[Example], cfg: &TrainConfig) -> TrainOutput {
     assert_eq!(rows.len(), ex.len());
     let n = rows.len();
-    let order = shuffled(n, cfg.seed);
-    let k = cfg.folds.clamp(2, n.max(2));
     let mut oof_scores: Vec<Option<Scores>> = vec![None; n];
-    for f in 0..k {
-        let held: Vec<usize> = order.iter().copied().skip(f).step_by(k).collect();
-        let mut train_idx: Vec<usize> = order.iter().copied().filter(|i| !held.contains(i)).collect();
-        train_idx.sort_unstable();
+    for (train_idx, held) in folds(n, cfg.folds, cfg.seed) {
         let heads = fit(rows, ex, &train_idx, cfg);
         for &i in &held {
             oof_scores[i] = Some(heads.scores(&rows[i]));
@@ -204,5 +214,13 @@ mod tests {
         let mut s = a.clone();
         s.sort();
         assert_eq!(s, (0..100).collect::<Vec<_>>());
+        let mut held: Vec<usize> = Vec::new();
+        for (fit_on, out) in folds(100, 5, 7) {
+            assert_eq!(fit_on.len() + out.len(), 100);
+            assert!(fit_on.windows(2).all(|w| w[0] < w[1]) && out.iter().all(|i| !fit_on.contains(i)));
+            held.extend(out);
+        }
+        held.sort();
+        assert_eq!(held, (0..100).collect::<Vec<_>>());
     }
 }
