@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::Example;
 use crate::label::{Label, RiskLevel};
 use crate::logreg::{sigmoid, Adam};
+use crate::train::CvSplit;
 
 /// Probabilities the stack adds to a feature row, in this order.
 pub const STACK_FEATURES: [&str; 8] = [
@@ -210,11 +211,12 @@ impl TextStack {
         Self { tfidf, heads }
     }
 
-    /// Out-of-fold probabilities for every training text (k folds from
-    /// `seed`), and the stack fitted on all of them.
-    pub fn fit_oof(texts: &[&str], ex: &[Example], folds: usize, seed: u64, cfg: &StackConfig) -> (Vec<[f32; 8]>, Self) {
+    /// Out-of-fold probabilities for every training text (folds drawn by
+    /// `split`: k random ones from `seed`, or one per group), and the stack
+    /// fitted on all of them.
+    pub fn fit_oof(texts: &[&str], ex: &[Example], split: CvSplit, folds: usize, seed: u64, cfg: &StackConfig) -> (Vec<[f32; 8]>, Self) {
         let mut oof = vec![[0f32; 8]; texts.len()];
-        for (keep, held) in crate::train::folds(texts.len(), folds, seed ^ 0x7f1d_f000) {
+        for (keep, held) in split.folds(ex, folds, seed ^ 0x7f1d_f000) {
             let stack = Self::fit(
                 &keep.iter().map(|&i| texts[i]).collect::<Vec<_>>(),
                 &keep.iter().map(|&i| ex[i].clone()).collect::<Vec<_>>(),

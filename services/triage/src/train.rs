@@ -7,10 +7,50 @@ use crate::label::{Label, RiskLevel};
 use crate::logreg::{LogReg, LogRegConfig};
 use crate::model::{decide, Decision, Head, Heads, LevelThresholds, Scores, Standardiser};
 
+/// How the cross-validation folds are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CvSplit {
+    /// `folds` random folds from the seed.
+    #[default]
+    Random,
+    /// One fold per id prefix (the part before the first `-`: `tA-0001` → `tA`),
+    /// for sets whose ids name their writer or batch: every fold is then text by
+    /// a writer the fitted heads have not seen.
+    IdPrefix,
+    /// One fold per `source` (petition, hotline, …).
+    Source,
+}
+
+impl CvSplit {
+    /// The folds over `ex`: (rows to fit on, rows held out), every row held
+    /// out once. A grouping with fewer than two groups falls back to random folds.
+    pub fn folds(self, ex: &[Example], k: usize, seed: u64) -> Vec<(Vec<usize>, Vec<usize>)> {
+        let key = |e: &Example| -> String {
+            match self {
+                CvSplit::Random => String::new(),
+                CvSplit::IdPrefix => e.id.split('-').next().unwrap_or_default().to_string(),
+                CvSplit::Source => e.source.clone(),
+            }
+        };
+        let groups: std::collections::BTreeSet<String> = ex.iter().map(key).collect();
+        if self == CvSplit::Random || groups.len() < 2 {
+            return folds(ex.len(), k, seed);
+        }
+        groups
+            .iter()
+            .map(|g| {
+                let (held, fit_on): (Vec<usize>, Vec<usize>) = (0..ex.len()).partition(|&i| key(&ex[i]) == *g);
+                (fit_on, held)
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct TrainConfig {
     pub seed: u64,
     pub folds: usize,
+    pub split: CvSplit,
     pub logreg: LogRegConfig,
     /// The most under-triage (share of gold orange/red judged blue/yellow) the
     /// threat thresholds may leave on the out-of-fold predictions; within it
@@ -25,7 +65,7 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { seed: 20261129, folds: 5, logreg: LogRegConfig::default(), max_under_triage: 0.01, missed_red_cost: 2.0 }
+        Self { seed: 20261129, folds: 5, split: CvSplit::Random, logreg: LogRegConfig::default(), max_under_triage: 0.01, missed_red_cost: 2.0 }
     }
 }
 
@@ -208,7 +248,7 @@ pub fn train(rows: &[Vec<f32>], ex: &[Example], cfg: &TrainConfig) -> TrainOutpu
     assert_eq!(rows.len(), ex.len());
     let n = rows.len();
     let mut oof_scores: Vec<Option<Scores>> = vec![None; n];
-    for (train_idx, held) in folds(n, cfg.folds, cfg.seed) {
+    for (train_idx, held) in cfg.split.folds(ex, cfg.folds, cfg.seed) {
         let heads = fit(rows, ex, &train_idx, cfg);
         for &i in &held {
             oof_scores[i] = Some(heads.scores(&rows[i]));
@@ -250,6 +290,24 @@ mod tests {
         }
         held.sort();
         assert_eq!(held, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn grouped_folds_hold_out_one_group_each() {
+        let ex: Vec<Example> = ["tA-1", "tB-1", "tA-2", "tC-1", "tB-2", "tA-3"]
+            .iter()
+            .enumerate()
+            .map(|(i, id)| Example { id: id.to_string(), source: if i % 2 == 0 { "chat" } else { "hotline" }.into(), ..example(RiskLevel::Blue) })
+            .collect();
+        let f = CvSplit::IdPrefix.folds(&ex, 5, 7);
+        assert_eq!(f.len(), 3);
+        assert_eq!(f[0], (vec![1, 3, 4], vec![0, 2, 5]));
+        assert_eq!(f[2], (vec![0, 1, 2, 4, 5], vec![3]));
+        let f = CvSplit::Source.folds(&ex, 5, 7);
+        assert_eq!(f, vec![(vec![1, 3, 5], vec![0, 2, 4]), (vec![0, 2, 4], vec![1, 3, 5])]);
+        // One group only: random folds.
+        let same: Vec<Example> = ex.iter().map(|e| Example { source: "chat".into(), ..e.clone() }).collect();
+        assert_eq!(CvSplit::Source.folds(&same, 3, 7), folds(6, 3, 7));
     }
 
     fn example(level: RiskLevel) -> Example {

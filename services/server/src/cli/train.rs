@@ -15,7 +15,7 @@ use triage_risk::features::FEATURE_NAMES;
 use triage_risk::logreg::LogRegConfig;
 use triage_risk::model::RiskModel;
 use triage_risk::tfidf::{insert, StackConfig, TextStack};
-use triage_risk::train::{train, TrainConfig};
+use triage_risk::train::{train, CvSplit, TrainConfig};
 use triage_risk::CueLexicon;
 
 use super::{risk, ModelArgs};
@@ -33,8 +33,14 @@ pub struct TrainArgs {
     pub out: PathBuf,
     #[arg(long, default_value_t = 20261129)]
     pub seed: u64,
+    /// Number of random cross-validation folds (with `--cv-split random`).
     #[arg(long, default_value_t = 5)]
     pub folds: usize,
+    /// How the cross-validation folds are drawn. `id-prefix`: one fold per id
+    /// prefix (`tA-0001` → `tA`), so the figures and thresholds come from text
+    /// by writers the heads have not seen; `source`: one fold per source.
+    #[arg(long, value_enum, default_value_t = Split::Random)]
+    pub cv_split: Split,
     /// Inverse L2 strength of the logistic heads (on standardised features).
     #[arg(long, default_value_t = 0.05)]
     pub c: f64,
@@ -48,6 +54,23 @@ pub struct TrainArgs {
     pub oof: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Split {
+    Random,
+    IdPrefix,
+    Source,
+}
+
+impl From<Split> for CvSplit {
+    fn from(s: Split) -> Self {
+        match s {
+            Split::Random => CvSplit::Random,
+            Split::IdPrefix => CvSplit::IdPrefix,
+            Split::Source => CvSplit::Source,
+        }
+    }
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
@@ -70,11 +93,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let feature_seconds = started.elapsed().as_secs_f64();
     // The character n-gram reader: out-of-fold probabilities for the training
     // rows (so the heads never see a text's own n-grams fitted), all-data fit for the model.
-    let (oof_probs, stack) = TextStack::fit_oof(&texts, &examples, args.folds, args.seed, &StackConfig::default());
+    let (oof_probs, stack) = TextStack::fit_oof(&texts, &examples, args.cv_split.into(), args.folds, args.seed, &StackConfig::default());
     let rows: Vec<Vec<f32>> = feats.iter().zip(&oof_probs).map(|(f, p)| insert(&f.row, encoder.dim(), p)).collect();
     let stack_seconds = started.elapsed().as_secs_f64() - feature_seconds;
 
-    let cfg = TrainConfig { seed: args.seed, folds: args.folds, logreg: LogRegConfig { c: args.c, ..Default::default() }, max_under_triage: args.max_under_triage, ..Default::default() };
+    let cfg = TrainConfig { seed: args.seed, folds: args.folds, split: args.cv_split.into(), logreg: LogRegConfig { c: args.c, ..Default::default() }, max_under_triage: args.max_under_triage, ..Default::default() };
     let out = train(&rows, &examples, &cfg);
     let scored: Vec<Scored> = examples
         .iter()
@@ -115,6 +138,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             "overrides_applied": applied,
             "seed": args.seed,
             "folds": args.folds,
+            "cv_split": format!("{:?}", args.cv_split),
             "c": args.c,
             "max_under_triage": args.max_under_triage,
             "cross_validation": {
@@ -136,9 +160,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     text.push('\n');
     std::fs::write(&args.out, text).with_context(|| format!("writing {}", args.out.display()))?;
     println!(
-        "model {version} -> {}\ncross-validation on train ({} folds): macro-F1 {:.3}, level accuracy {:.3}, under-triage {:.3}, red recall {:.3}, false alarm {:.3}\nfeatures {:.1}s, n-gram stack {:.1}s, total {:.1}s",
+        "model {version} -> {}\ncross-validation on train ({}): macro-F1 {:.3}, level accuracy {:.3}, under-triage {:.3}, red recall {:.3}, false alarm {:.3}\nfeatures {:.1}s, n-gram stack {:.1}s, total {:.1}s",
         args.out.display(),
-        args.folds,
+        match args.cv_split {
+            Split::Random => format!("{} random folds", args.folds),
+            Split::IdPrefix => "one fold per id prefix".to_string(),
+            Split::Source => "one fold per source".to_string(),
+        },
         cv.macro_f1,
         cv.level_accuracy,
         cv.under_triage,
