@@ -8,19 +8,18 @@
 //! is for incoming cases.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, IsTerminal};
+use std::io::BufRead;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use triage_cases::CaseRecord;
 use triage_proto::time::Timestamp;
 use triage_proto::{Label, RiskLevel};
 use triage_risk::TriageError;
 
-use super::risk::{load_triage, RiskModelArgs};
+use super::risk::{load_triage, progress, RiskModelArgs};
 use super::store::StoreArgs;
 use super::ModelArgs;
 
@@ -160,17 +159,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     let triage = load_triage(&args.model, &args.risk)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let store = rt.block_on(args.store.open(triage.encoder().dim()))?;
-    let bar = if std::io::stderr().is_terminal() {
-        let b = ProgressBar::new(cases.len() as u64);
-        b.set_style(
-            ProgressStyle::with_template("importing [{bar:30}] {pos}/{len} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = progress(cases.len(), "importing");
     let now = Timestamp::now().unix();
     for chunk in cases.chunks(args.batch) {
         let texts: Vec<&str> = chunk.iter().map(|c| c.text.as_str()).collect();

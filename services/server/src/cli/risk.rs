@@ -43,20 +43,25 @@ pub fn data_dir() -> PathBuf {
     std::env::var_os("TRIAGE_DATA").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("../shared/data"))
 }
 
+/// A progress bar of `len` items labelled `what` on a terminal; hidden
+/// otherwise (logs and pipes get no control characters).
+pub fn progress(len: usize, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(len as u64);
+    b.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    b.set_message(what.to_string());
+    b
+}
+
 /// Feature rows for all texts, 64 at a time, with a progress bar on a terminal.
 pub fn extract(encoder: &Encoder, lexicon: &CueLexicon, texts: &[&str], what: &str) -> anyhow::Result<Vec<TextFeatures>> {
-    let bar = if std::io::stderr().is_terminal() {
-        let b = ProgressBar::new(texts.len() as u64);
-        b.set_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        b.set_message(what.to_string());
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = progress(texts.len(), what);
     let mut out = Vec::with_capacity(texts.len());
     for (k, chunk) in texts.chunks(64).enumerate() {
         let f = features(encoder, lexicon, chunk).map_err(|e| match e {
