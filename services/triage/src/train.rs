@@ -22,6 +22,15 @@ pub enum CvSplit {
 }
 
 impl CvSplit {
+    /// How the folds are drawn, in words (for `triage train`'s summary).
+    pub fn describe(self, k: usize) -> String {
+        match self {
+            CvSplit::Random => format!("{k} random folds"),
+            CvSplit::IdPrefix => "one fold per id prefix".to_string(),
+            CvSplit::Source => "one fold per source".to_string(),
+        }
+    }
+
     /// The folds over `ex`: (rows to fit on, rows held out), every row held
     /// out once. A grouping with fewer than two groups falls back to random folds.
     pub fn folds(self, ex: &[Example], k: usize, seed: u64) -> Vec<(Vec<usize>, Vec<usize>)> {
@@ -32,14 +41,15 @@ impl CvSplit {
                 CvSplit::Source => e.source.clone(),
             }
         };
-        let groups: std::collections::BTreeSet<String> = ex.iter().map(key).collect();
+        let keys: Vec<String> = ex.iter().map(key).collect();
+        let groups: std::collections::BTreeSet<&String> = keys.iter().collect();
         if self == CvSplit::Random || groups.len() < 2 {
             return folds(ex.len(), k, seed);
         }
         groups
-            .iter()
+            .into_iter()
             .map(|g| {
-                let (held, fit_on): (Vec<usize>, Vec<usize>) = (0..ex.len()).partition(|&i| key(&ex[i]) == *g);
+                let (held, fit_on): (Vec<usize>, Vec<usize>) = (0..ex.len()).partition(|&i| keys[i] == *g);
                 (fit_on, held)
             })
             .collect()

@@ -93,11 +93,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let feature_seconds = started.elapsed().as_secs_f64();
     // The character n-gram reader: out-of-fold probabilities for the training
     // rows (so the heads never see a text's own n-grams fitted), all-data fit for the model.
-    let (oof_probs, stack) = TextStack::fit_oof(&texts, &examples, args.cv_split.into(), args.folds, args.seed, &StackConfig::default());
+    let split = CvSplit::from(args.cv_split);
+    let (oof_probs, stack) = TextStack::fit_oof(&texts, &examples, split, args.folds, args.seed, &StackConfig::default());
     let rows: Vec<Vec<f32>> = feats.iter().zip(&oof_probs).map(|(f, p)| insert(&f.row, encoder.dim(), p)).collect();
     let stack_seconds = started.elapsed().as_secs_f64() - feature_seconds;
 
-    let cfg = TrainConfig { seed: args.seed, folds: args.folds, split: args.cv_split.into(), logreg: LogRegConfig { c: args.c, ..Default::default() }, max_under_triage: args.max_under_triage, ..Default::default() };
+    let cfg = TrainConfig { seed: args.seed, folds: args.folds, split, logreg: LogRegConfig { c: args.c, ..Default::default() }, max_under_triage: args.max_under_triage, ..Default::default() };
     let out = train(&rows, &examples, &cfg);
     let scored: Vec<Scored> = examples
         .iter()
@@ -138,7 +139,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             "overrides_applied": applied,
             "seed": args.seed,
             "folds": args.folds,
-            "cv_split": format!("{:?}", args.cv_split),
+            "cv_split": format!("{split:?}"),
             "c": args.c,
             "max_under_triage": args.max_under_triage,
             "cross_validation": {
@@ -162,11 +163,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     println!(
         "model {version} -> {}\ncross-validation on train ({}): macro-F1 {:.3}, level accuracy {:.3}, under-triage {:.3}, red recall {:.3}, false alarm {:.3}\nfeatures {:.1}s, n-gram stack {:.1}s, total {:.1}s",
         args.out.display(),
-        match args.cv_split {
-            Split::Random => format!("{} random folds", args.folds),
-            Split::IdPrefix => "one fold per id prefix".to_string(),
-            Split::Source => "one fold per source".to_string(),
-        },
+        split.describe(args.folds),
         cv.macro_f1,
         cv.level_accuracy,
         cv.under_triage,
