@@ -34,9 +34,19 @@ pub const FEATURE_NAMES: &[&str] = &[
 /// (embedding first, then these features).
 pub const THREAT_ANY_FROM_END: usize = 2;
 
+/// Position of `vague_warning` counted from the end of a feature row.
+const VAGUE_WARNING_FROM_END: usize = FEATURE_NAMES.len() - 14;
+
 /// Whether a feature row has at least one fired threat cue.
 pub fn has_threat_cue(row: &[f32]) -> bool {
     row.len() >= THREAT_ANY_FROM_END && row[row.len() - THREAT_ANY_FROM_END] > 0.0
+}
+
+/// Whether the row's only sign of a threat is a vague warning (别逼我,
+/// 后果自负, 你等着瞧) with no act named: no threat or mention cue fired.
+/// The standard makes such texts yellow with no threat label.
+pub fn vague_warning_only(row: &[f32]) -> bool {
+    row.len() >= FEATURE_NAMES.len() && row[row.len() - VAGUE_WARNING_FROM_END] > 0.0 && !has_threat_cue(row)
 }
 
 pub fn cue_features(r: &CueReport) -> Vec<f32> {
@@ -93,5 +103,19 @@ mod tests {
         let mut row = vec![0.5f32; 384];
         row.extend(cue_features(&lex.analyse("咨询社保缴费")));
         assert!(!has_threat_cue(&row));
+    }
+
+    #[test]
+    fn a_vague_warning_counts_as_one_only_without_an_act() {
+        assert_eq!(FEATURE_NAMES[FEATURE_NAMES.len() - VAGUE_WARNING_FROM_END], "vague_warning");
+        let lex = crate::CueLexicon::builtin().unwrap();
+        let row = |text: &str| {
+            let mut row = vec![0.5f32; 384];
+            row.extend(cue_features(&lex.analyse(text)));
+            row
+        };
+        assert!(vague_warning_only(&row("物业再拖着不修，你们别逼我。")));
+        assert!(!vague_warning_only(&row("别逼我，明天我就带汽油去物业办公室。")));
+        assert!(!vague_warning_only(&row("物业再拖着不修，我就天天打电话。")));
     }
 }

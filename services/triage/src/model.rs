@@ -107,6 +107,8 @@ impl RiskModel {
 pub struct Scores {
     /// At least one threat cue fired (not suppressed) in the text.
     pub threat_cue: bool,
+    /// A vague warning fired and no threat cue did (see `decide`).
+    pub vague_warning_only: bool,
     pub labels: [f32; 5],
     pub threat: f32,
     pub red: f32,
@@ -133,6 +135,7 @@ impl Heads {
         }
         Scores {
             threat_cue: crate::features::has_threat_cue(features),
+            vague_warning_only: crate::features::vague_warning_only(features),
             labels,
             threat: self.threat.model.score(&x),
             red: self.red.model.score(&x),
@@ -172,6 +175,9 @@ pub struct LevelThresholds {
 /// With a threat cue in the text, a flagged threat label or the threat head
 /// makes it a threat. Without one, only the threat head can, against its own
 /// (higher) bar: sentence vectors alone put chatty everyday text near threats.
+/// A vague warning with no act named (别逼我, 后果自负) is never a threat: the
+/// standard makes it yellow, while both readers take its anger for a threat
+/// (half such training texts came out orange or red by writers unseen).
 /// Labels and level are kept consistent: no threat label below orange, and at
 /// least one at orange or red.
 pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
@@ -180,7 +186,11 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
         flagged[i] = s.labels[i] >= thresholds[i];
     }
     let threat_flagged = Label::ALL.iter().any(|l| l.is_threat() && flagged[l.index()]);
-    let threat = if s.threat_cue { threat_flagged || s.threat >= t.threat } else { s.threat >= t.threat_without_cue };
+    let threat = if s.threat_cue {
+        threat_flagged || s.threat >= t.threat
+    } else {
+        !s.vague_warning_only && s.threat >= t.threat_without_cue
+    };
     let mut forced_label = None;
     let level = if threat {
         if !threat_flagged {
@@ -213,4 +223,22 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
         }
     };
     Decision { scores: s, thresholds, flagged, level, forced_label }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vague_warning_without_an_act_is_never_a_threat() {
+        let t = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
+        let thresholds = [0.5f32; 5];
+        let s = Scores { threat_cue: false, vague_warning_only: false, labels: [0.9, 0.1, 0.1, 0.1, 0.2], threat: 0.95, red: 0.1, yellow: 0.9 };
+        let d = decide(s, thresholds, t);
+        assert_eq!(d.level, RiskLevel::Orange);
+        assert!(d.flagged[Label::Violence.index()]);
+        let d = decide(Scores { vague_warning_only: true, ..s }, thresholds, t);
+        assert_eq!(d.level, RiskLevel::Yellow);
+        assert!(!d.flagged[..4].iter().any(|&f| f), "no threat label below orange: {:?}", d.flagged);
+    }
 }

@@ -86,3 +86,20 @@ fn input_limits() {
     let j = triage().judge(&long).unwrap();
     assert!(flagged(&j).contains(&Label::Livelihood));
 }
+
+/// labels.md: "Vague warnings with no act named (别逼我, 到时候别怪我, 你等着瞧,
+/// 后果自负) are yellow with no threat label; the same words tied to a
+/// concrete act are a threat." Both readers take the anger for a threat:
+/// without the decision rule, risk-1.3's heads judge both of these orange.
+#[test]
+fn vague_warnings_are_yellow_unless_an_act_is_named() {
+    for text in ["欠了我三个月工资，天天躲着不见，我已经够克制了，别逼我。", "物业把我家车库改成了仓库，找了五次都不管，我跟你们说，别把我惹急了。"] {
+        let vague = triage().judge(text).unwrap();
+        assert!(vague.level <= RiskLevel::Yellow, "{text}: {:?} {:?}", vague.level, flagged(&vague));
+        assert!(!flagged(&vague).iter().any(|l| l.is_threat()), "{text}: {:?}", flagged(&vague));
+        assert!(vague.evidence.iter().any(|e| e.kind == triage_risk::CueKind::VagueWarning), "{text}");
+    }
+    let act = triage().judge("物业把我的车位租给别人，协商五次都没用，别逼我，再不还我就把他们办公室砸了。").unwrap();
+    assert!(act.level >= RiskLevel::Orange, "{:?} {:?}", act.level, flagged(&act));
+    assert!(flagged(&act).contains(&Label::Violence), "{:?}", flagged(&act));
+}
