@@ -84,6 +84,9 @@ fn constructions_are_caught_by_patterns() {
         ("这个仇我记下了，早晚要讨回来", Label::Retaliation),
         ("房子不给我，我这条老命也不要了", Label::SelfHarm),
         ("工友们明天都去劳动局门口", Label::Collective),
+        // Crowd sizes in Chinese numerals as well as digits.
+        ("厂里六七十个工人正围着老板的车", Label::Collective),
+        ("你们都逼我，我现在就跳", Label::SelfHarm),
     ] {
         assert!(threats(text).iter().any(|(l, _)| *l == label), "{text}: {:?}", threats(text));
     }
