@@ -55,7 +55,7 @@ fn figurative_and_everyday_usage_does_not_fire() {
 
 #[test]
 fn negated_threats_do_not_fire_but_conditional_ones_do() {
-    for text in ["我绝不会做傻事，请你们放心", "我不会跳楼的，就是想要个说法", "我从没想过报复谁"] {
+    for text in ["我绝不会做傻事，请你们放心", "我不会跳楼的，就是想要个说法", "我从没想过报复谁", "我不是那种会报复人的人，就想要个公道"] {
         assert!(threats(text).is_empty(), "{text}: {:?}", threats(text));
         assert!(lexicon().analyse(text).suppressed.iter().any(|(_, w)| *w == Suppression::Negated), "{text}");
     }
@@ -70,6 +70,12 @@ fn finished_past_events_and_fiction_do_not_fire() {
     assert!(threats(past).is_empty(), "{:?}", threats(past));
     let fiction = "昨晚看的电视剧里，男主角说要报复社会，太吓人了";
     assert!(threats(fiction).is_empty(), "{:?}", threats(fiction));
+    // Forwarded news and things seen on TV are about others.
+    for news in ["转发：【某县男子持刀砍伤前妻被刑拘】来源：某某日报 —— 太吓人了 以后晚上都早点回家", "电视上看到有地方因为拆迁闹到有人自焚，想问问我们这边的补偿标准"] {
+        assert!(threats(news).is_empty(), "{news}: {:?}", threats(news));
+    }
+    // Forwarding a call to gather is mobilising, not news.
+    assert!(threats("转发给所有业主：明晚七点在小区南门集合，拉横幅").iter().any(|(l, _)| *l == Label::Collective));
     // A party's own words quoted in a grid report still count.
     let reported = "网格员上报：当事人王某扬言“谁来量地我就跟谁拼命”。";
     assert!(!threats(reported).is_empty());
