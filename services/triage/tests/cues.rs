@@ -93,6 +93,9 @@ fn constructions_are_caught_by_patterns() {
         // Crowd sizes in Chinese numerals as well as digits.
         ("厂里六七十个工人正围着老板的车", Label::Collective),
         ("你们都逼我，我现在就跳", Label::SelfHarm),
+        // labels.md's implicit threat: a hint at someone's child or home.
+        ("他儿子每天几点放学我也知道", Label::Violence),
+        ("我已经记住他家住哪了", Label::Retaliation),
     ] {
         assert!(threats(text).iter().any(|(l, _)| *l == label), "{text}: {:?}", threats(text));
     }

@@ -61,13 +61,17 @@ fn figurative_chat_is_not_a_threat() {
 }
 
 /// Without a threat cue the heads on frozen e5-small vectors alone
-/// (risk-1.0) missed these implicit threats; risk-1.1 catches them.
+/// (risk-1.0) missed the first of these implicit threats; risk-1.1 caught it.
+/// The other two were written for risk-1.3 before it was run on them. This
+/// stays near the bar: an intermediate risk-1.3 left a fourth (now a cue
+/// pattern, next test) at yellow when its no-cue bar moved from 0.33 to 0.38.
 #[test]
 fn implicit_threats_without_lexicon_cues_are_caught_by_the_model() {
     // None of these contains a threat phrase of the lexicon; the encoder has to read them.
     for text in [
-        "那个开发商欠我们的房款一直不还，他家住哪个小区我已经打听清楚了，他儿子每天几点放学我也知道。",
         "姓刘的村干部把我家低保名额给了他亲戚，他家新盖的房子是木头梁的，冬天天干物燥，哪天出点什么事可别赖我。",
+        "村主任把我家的地批给了他侄子，他家那几头牛天天在山上放，山上可没人看着。",
+        "包工头欠了我两年工资不给，他新买的那辆车就停在小区楼下，晚上也没人看着。",
     ] {
         let r = CueLexicon::builtin().unwrap().analyse(text);
         assert!(r.evidence.iter().all(|e| e.kind != triage_risk::CueKind::Threat), "{text}: {:?}", r.evidence);
@@ -102,4 +106,17 @@ fn vague_warnings_are_yellow_unless_an_act_is_named() {
     let act = triage().judge("物业把我的车位租给别人，协商五次都没用，别逼我，再不还我就把他们办公室砸了。").unwrap();
     assert!(act.level >= RiskLevel::Orange, "{:?} {:?}", act.level, flagged(&act));
     assert!(flagged(&act).contains(&Label::Violence), "{:?}", flagged(&act));
+}
+
+/// labels.md: "a hint at harm to someone's child, home or property
+/// (我知道他孩子在哪上学) is violence + retaliation". The hint is a cue
+/// pattern now; risk-1.3 before it judged this text yellow.
+#[test]
+fn a_hint_at_someones_child_is_violence_and_retaliation() {
+    let j = triage().judge("那个开发商欠我们的房款一直不还，他家住哪个小区我已经打听清楚了，他儿子每天几点放学我也知道。").unwrap();
+    assert!(j.level >= RiskLevel::Orange, "{:?} {:?}", j.level, j.labels);
+    for l in [Label::Violence, Label::Retaliation] {
+        assert!(flagged(&j).contains(&l), "{l:?}: {:?}", j.labels);
+        assert!(j.evidence.iter().any(|e| e.label == Some(l) && e.cue.contains("放学")), "{l:?}: {:?}", j.evidence);
+    }
 }
