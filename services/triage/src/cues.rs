@@ -32,7 +32,10 @@ pub enum Suppression {
 pub struct CueReport {
     pub evidence: Vec<Evidence>,
     pub suppressed: Vec<(Evidence, Suppression)>,
-    /// A follow-up saying the threat was withdrawn or the parties reconciled.
+    /// Follow-ups saying the threat was withdrawn or the parties reconciled,
+    /// counted after the last threat or mention cue only: labels.md judges a
+    /// text "as it stands now", and a threat made after a reconciliation
+    /// still stands.
     pub withdrawn: usize,
 }
 
@@ -191,7 +194,7 @@ impl CueLexicon {
         let of = |p: Pattern| hits.iter().filter(move |h| self.patterns[h.pattern].1 == p);
         let figurative: Vec<&Hit> = of(Pattern::Figurative).collect();
         let char_at = char_index(text);
-        let mut report = CueReport { withdrawn: of(Pattern::Withdrawn).count(), ..Default::default() };
+        let mut report = CueReport::default();
 
         for h in &hits {
             let Pattern::Cue(label, kind) = self.patterns[h.pattern].1 else { continue };
@@ -220,6 +223,14 @@ impl CueLexicon {
             }
         }
         report.evidence = dedupe(report.evidence);
+        let last_threat = report
+            .evidence
+            .iter()
+            .filter(|e| matches!(e.kind, CueKind::Threat | CueKind::Mention))
+            .map(|e| e.end)
+            .max()
+            .unwrap_or(0);
+        report.withdrawn = of(Pattern::Withdrawn).filter(|h| char_at(h.start) >= last_threat).count();
         report
     }
 

@@ -34,12 +34,20 @@ pub const FEATURE_NAMES: &[&str] = &[
 /// (embedding first, then these features).
 pub const THREAT_ANY_FROM_END: usize = 2;
 
-/// Position of `vague_warning` counted from the end of a feature row.
+/// Positions of `vague_warning` and `withdrawn` counted from the end of a feature row.
 const VAGUE_WARNING_FROM_END: usize = FEATURE_NAMES.len() - 14;
+const WITHDRAWN_FROM_END: usize = FEATURE_NAMES.len() - 20;
 
 /// Whether a feature row has at least one fired threat cue.
 pub fn has_threat_cue(row: &[f32]) -> bool {
     row.len() >= THREAT_ANY_FROM_END && row[row.len() - THREAT_ANY_FROM_END] > 0.0
+}
+
+/// Whether the text ends withdrawn: a follow-up after its last threat or
+/// mention cue says the threat was withdrawn or the parties reconciled
+/// (labels.md: judged as it stands now, usually blue).
+pub fn withdrawn(row: &[f32]) -> bool {
+    row.len() >= FEATURE_NAMES.len() && row[row.len() - WITHDRAWN_FROM_END] > 0.0
 }
 
 /// Whether the row's only sign of a threat is a vague warning (别逼我,
@@ -103,6 +111,20 @@ mod tests {
         let mut row = vec![0.5f32; 384];
         row.extend(cue_features(&lex.analyse("咨询社保缴费")));
         assert!(!has_threat_cue(&row));
+    }
+
+    #[test]
+    fn a_withdrawal_counts_only_after_the_last_threat() {
+        assert_eq!(FEATURE_NAMES[FEATURE_NAMES.len() - WITHDRAWN_FROM_END], "withdrawn");
+        let lex = crate::CueLexicon::builtin().unwrap();
+        let row = |text: &str| {
+            let mut row = vec![0.5f32; 384];
+            row.extend(cue_features(&lex.analyse(text)));
+            row
+        };
+        assert!(withdrawn(&row("业主在群里说要弄死他，经网格员了解系一时气话，已在群内道歉。")));
+        assert!(!withdrawn(&row("上次的事已经和解了，可他昨天又来闹，我这回非弄死他不可。")));
+        assert!(!withdrawn(&row("他再不赔钱，我就弄死他。")));
     }
 
     #[test]

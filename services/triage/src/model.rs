@@ -109,6 +109,8 @@ pub struct Scores {
     pub threat_cue: bool,
     /// A vague warning fired and no threat cue did (see `decide`).
     pub vague_warning_only: bool,
+    /// The text ends saying the threat was withdrawn (see `decide`).
+    pub withdrawn: bool,
     pub labels: [f32; 5],
     pub threat: f32,
     pub red: f32,
@@ -136,6 +138,7 @@ impl Heads {
         Scores {
             threat_cue: crate::features::has_threat_cue(features),
             vague_warning_only: crate::features::vague_warning_only(features),
+            withdrawn: crate::features::withdrawn(features),
             labels,
             threat: self.threat.model.score(&x),
             red: self.red.model.score(&x),
@@ -178,6 +181,8 @@ pub struct LevelThresholds {
 /// A vague warning with no act named (别逼我, 后果自负) is never a threat: the
 /// standard makes it yellow, while both readers take its anger for a threat
 /// (half such training texts came out orange or red by writers unseen).
+/// Nor is a text that ends saying the threat was withdrawn or the parties
+/// reconciled: labels.md judges it "as it stands now: usually blue".
 /// Labels and level are kept consistent: no threat label below orange, and at
 /// least one at orange or red.
 pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
@@ -186,11 +191,12 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
         flagged[i] = s.labels[i] >= thresholds[i];
     }
     let threat_flagged = Label::ALL.iter().any(|l| l.is_threat() && flagged[l.index()]);
-    let threat = if s.threat_cue {
-        threat_flagged || s.threat >= t.threat
-    } else {
-        !s.vague_warning_only && s.threat >= t.threat_without_cue
-    };
+    let threat = !s.withdrawn
+        && if s.threat_cue {
+            threat_flagged || s.threat >= t.threat
+        } else {
+            !s.vague_warning_only && s.threat >= t.threat_without_cue
+        };
     let mut forced_label = None;
     let level = if threat {
         if !threat_flagged {
@@ -233,12 +239,38 @@ mod tests {
     fn a_vague_warning_without_an_act_is_never_a_threat() {
         let t = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
         let thresholds = [0.5f32; 5];
-        let s = Scores { threat_cue: false, vague_warning_only: false, labels: [0.9, 0.1, 0.1, 0.1, 0.2], threat: 0.95, red: 0.1, yellow: 0.9 };
+        let s = Scores {
+            threat_cue: false,
+            vague_warning_only: false,
+            withdrawn: false,
+            labels: [0.9, 0.1, 0.1, 0.1, 0.2],
+            threat: 0.95,
+            red: 0.1,
+            yellow: 0.9,
+        };
         let d = decide(s, thresholds, t);
         assert_eq!(d.level, RiskLevel::Orange);
         assert!(d.flagged[Label::Violence.index()]);
         let d = decide(Scores { vague_warning_only: true, ..s }, thresholds, t);
         assert_eq!(d.level, RiskLevel::Yellow);
         assert!(!d.flagged[..4].iter().any(|&f| f), "no threat label below orange: {:?}", d.flagged);
+    }
+
+    #[test]
+    fn a_withdrawn_threat_is_judged_as_it_stands_now() {
+        let t = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
+        let s = Scores {
+            threat_cue: true,
+            vague_warning_only: false,
+            withdrawn: false,
+            labels: [0.9, 0.8, 0.1, 0.1, 0.2],
+            threat: 0.95,
+            red: 0.9,
+            yellow: 0.2,
+        };
+        assert_eq!(decide(s, [0.5; 5], t).level, RiskLevel::Red);
+        let d = decide(Scores { withdrawn: true, ..s }, [0.5; 5], t);
+        assert_eq!(d.level, RiskLevel::Blue);
+        assert!(!d.flagged[..4].iter().any(|&f| f), "{:?}", d.flagged);
     }
 }

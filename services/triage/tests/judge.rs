@@ -120,3 +120,21 @@ fn a_hint_at_someones_child_is_violence_and_retaliation() {
         assert!(j.evidence.iter().any(|e| e.label == Some(l) && e.cue.contains("放学")), "{l:?}: {:?}", j.evidence);
     }
 }
+
+/// labels.md: "A follow-up saying a threat was withdrawn and the parties
+/// reconciled is judged as it stands now: usually blue." The same threat
+/// without the follow-up, or renewed after it, is still a threat.
+#[test]
+fn a_withdrawn_threat_is_judged_as_it_stands_now() {
+    let threat = "业主群舆情：有业主在群里发“谁再把垃圾扔在电梯里，抓到了我弄死他”";
+    let withdrawn = triage().judge(&format!("{threat}。经网格员了解，系一时气话，已在群内道歉。")).unwrap();
+    assert!(withdrawn.level <= RiskLevel::Yellow, "{:?} {:?}", withdrawn.level, flagged(&withdrawn));
+    assert!(!flagged(&withdrawn).iter().any(|l| l.is_threat()), "{:?}", flagged(&withdrawn));
+    let standing = triage().judge(&format!("{threat}，说到做到。")).unwrap();
+    assert!(standing.level >= RiskLevel::Orange, "{:?} {:?}", standing.level, flagged(&standing));
+    let renewed = triage().judge("上个月两家已经和解了，可他昨天又把垃圾扔到我家门口，这回抓到了我非弄死他不可。").unwrap();
+    assert!(renewed.level >= RiskLevel::Orange, "{:?} {:?}", renewed.level, flagged(&renewed));
+    // Calm is not a withdrawal: grid reports end so while the threat stands.
+    let calm = triage().judge("网格员上报：村民李某扬言明天上午带汽油去镇政府自焚，目前情绪稳定，网格员持续关注。").unwrap();
+    assert!(calm.level >= RiskLevel::Orange, "{:?} {:?}", calm.level, flagged(&calm));
+}
