@@ -162,7 +162,7 @@ fn bad_input_gets_its_code_and_roles_hold() {
         let key = if path.contains("search") { ANALYST } else { PLATFORM };
         let (st, v) = s.post(path, key, body.clone());
         assert_eq!(code(&v), want, "{path} {body}");
-        assert!(st >= 400 && st < 500, "{st} for {want}");
+        assert!((400..500).contains(&st), "{st} for {want}");
     }
     let (st, v) = s.raw("/v1/triage", PLATFORM, "application/json", b"{\"text\": \"abc");
     assert_eq!((st, code(&v)), (400, "invalid_json"));
@@ -244,7 +244,7 @@ fn a_full_queue_answers_503_with_retry_after() {
     let items: Vec<Value> = (0..64).map(|i| json!({"text": format!("{i}{long}")})).collect();
     let url = s.url("/v1/triage/batch");
     let first = std::thread::spawn(move || {
-        ureq::post(&url).set("Authorization", &format!("Bearer {PLATFORM}")).timeout(Duration::from_secs(600)).send_json(json!({"items": items})).map(|r| r.status())
+        ureq::post(&url).set("Authorization", &format!("Bearer {PLATFORM}")).timeout(Duration::from_secs(600)).send_json(json!({"items": items})).map(|r| r.status()).map_err(|e| e.to_string())
     });
     // Wait until the batch holds the whole queue (the depth gauge), so no probe can take a slot first.
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -161,13 +161,13 @@ impl Policy {
             }
             let bad_sim = |s: f32| !(-1.0..=1.0).contains(&s);
             match &r.kind {
-                RuleKind::RepeatPetition { min_cases, within_days, min_similarity } => {
-                    if *min_cases == 0 || *within_days <= 0 || bad_sim(*min_similarity) {
-                        return Err(PolicyError::Invalid(format!(
-                            "rule {:?}: min_cases and within_days must be positive, min_similarity in [-1, 1]",
-                            r.id
-                        )));
-                    }
+                RuleKind::RepeatPetition { min_cases, within_days, min_similarity }
+                    if *min_cases == 0 || *within_days <= 0 || bad_sim(*min_similarity) =>
+                {
+                    return Err(PolicyError::Invalid(format!(
+                        "rule {:?}: min_cases and within_days must be positive, min_similarity in [-1, 1]",
+                        r.id
+                    )));
                 }
                 RuleKind::SimilarEscalated { min_similarity, .. } if bad_sim(*min_similarity) => {
                     return Err(PolicyError::Invalid(format!("rule {:?}: min_similarity must be in [-1, 1]", r.id)));
