@@ -37,6 +37,9 @@ pub struct CueReport {
     /// text "as it stands now", and a threat made after a reconciliation
     /// still stands.
     pub withdrawn: usize,
+    /// Vague warnings in the same sentence as a fired threat cue: labels.md
+    /// makes "到时候别怪我把机器拆了" a threat, the warning tied to an act.
+    pub warning_with_act: usize,
 }
 
 #[derive(Deserialize)]
@@ -231,6 +234,23 @@ impl CueLexicon {
             .max()
             .unwrap_or(0);
         report.withdrawn = of(Pattern::Withdrawn).filter(|h| char_at(h.start) >= last_threat).count();
+        let sentence_of: Vec<usize> = text
+            .chars()
+            .scan(0usize, |k, c| {
+                let id = *k;
+                if SENTENCE_END.contains(&c) {
+                    *k += 1;
+                }
+                Some(id)
+            })
+            .collect();
+        let sentence = |i: usize| sentence_of.get(i).copied();
+        report.warning_with_act = report
+            .evidence
+            .iter()
+            .filter(|w| w.kind == CueKind::VagueWarning)
+            .filter(|w| report.evidence.iter().any(|h| h.kind == CueKind::Threat && sentence(h.start) == sentence(w.start)))
+            .count();
         report
     }
 
@@ -254,6 +274,14 @@ impl CueLexicon {
         // Negation: a negator shortly before the cue in the same clause, with no
         // consequence marker in between ("再不给钱我就跳楼" is still a threat).
         for n in in_range(Pattern::Negator, c0, h.start) {
+            // 别 in 别怪我 / 别逼我 warns; it does not negate the act that follows
+            // ("到时候别怪我把机器拆了" is a threat, labels.md).
+            let in_warning = hits.iter().any(|v| {
+                matches!(self.patterns[v.pattern].1, Pattern::Cue(_, CueKind::VagueWarning)) && v.start <= n.start && n.end <= v.end
+            });
+            if in_warning {
+                continue;
+            }
             let between = &text[n.end..h.start];
             if between.chars().count() <= 4 && !CONSEQUENCE.iter().any(|c| between.contains(c)) {
                 return Some(Suppression::Negated);

@@ -26,6 +26,7 @@ pub const FEATURE_NAMES: &[&str] = &[
     "suppressed_figurative",
     "suppressed_past_or_media",
     "withdrawn",
+    "warning_with_act",
     "threat_any",
     "threat_and_specific",
 ];
@@ -37,10 +38,29 @@ pub const THREAT_ANY_FROM_END: usize = 2;
 /// Positions of `vague_warning` and `withdrawn` counted from the end of a feature row.
 const VAGUE_WARNING_FROM_END: usize = FEATURE_NAMES.len() - 14;
 const WITHDRAWN_FROM_END: usize = FEATURE_NAMES.len() - 20;
+const WARNING_WITH_ACT_FROM_END: usize = FEATURE_NAMES.len() - 21;
 
 /// Whether a feature row has at least one fired threat cue.
 pub fn has_threat_cue(row: &[f32]) -> bool {
     row.len() >= THREAT_ANY_FROM_END && row[row.len() - THREAT_ANY_FROM_END] > 0.0
+}
+
+/// Which threat labels (violence, retaliation, self_harm, collective) have a
+/// fired threat cue of their own; the first four cue features, from the end.
+pub fn threat_cue_labels(row: &[f32]) -> [bool; 4] {
+    let mut out = [false; 4];
+    if row.len() >= FEATURE_NAMES.len() {
+        let base = row.len() - FEATURE_NAMES.len();
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = row[base + i] > 0.0;
+        }
+    }
+    out
+}
+
+/// Whether a vague warning shares a sentence with a fired threat cue.
+pub fn warning_with_act(row: &[f32]) -> bool {
+    row.len() >= FEATURE_NAMES.len() && row[row.len() - WARNING_WITH_ACT_FROM_END] > 0.0
 }
 
 /// Whether the text ends withdrawn: a follow-up after its last threat or
@@ -90,6 +110,7 @@ pub fn cue_features(r: &CueReport) -> Vec<f32> {
         sup(&[Suppression::Figurative, Suppression::InsideWord]),
         sup(&[Suppression::PastEvent, Suppression::Media]),
         r.withdrawn,
+        r.warning_with_act,
         threats,
         threats.min(specifics),
     ];
@@ -122,6 +143,10 @@ mod tests {
             row.extend(cue_features(&lex.analyse(text)));
             row
         };
+        assert_eq!(threat_cue_labels(&row("这事不解决，我就报复社会")), [false, true, false, false]);
+        assert_eq!(FEATURE_NAMES[FEATURE_NAMES.len() - WARNING_WITH_ACT_FROM_END], "warning_with_act");
+        assert!(warning_with_act(&row("再不给钱，到时候别怪我把机器拆了。")));
+        assert!(!warning_with_act(&row("你们别逼我。上个月他把机器拆了。")));
         assert!(withdrawn(&row("业主在群里说要弄死他，经网格员了解系一时气话，已在群内道歉。")));
         assert!(!withdrawn(&row("上次的事已经和解了，可他昨天又来闹，我这回非弄死他不可。")));
         assert!(!withdrawn(&row("他再不赔钱，我就弄死他。")));

@@ -234,7 +234,7 @@ fn reasons(d: &Decision, evidence: &[Evidence]) -> Vec<String> {
             format!("{}：文末说明威胁已撤回或双方已和解，按现状研判", if d.level == RiskLevel::Yellow { "黄色（III级）" } else { "蓝色（IV级）" })
         }
         RiskLevel::Yellow if d.scores.vague_warning_only => format!(
-            "黄色（III级）：仅有含糊警告，未指明具体行为，按标准不属威胁（{escalation}）"
+            "黄色（III级）：仅有含糊警告或情绪宣泄，未指明具体行为，按标准不属威胁（{escalation}）"
         ),
         RiskLevel::Yellow => format!(
             "黄色（III级）：无明确威胁，但诉求有升级可能{}",

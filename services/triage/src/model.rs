@@ -111,6 +111,11 @@ pub struct Scores {
     pub vague_warning_only: bool,
     /// The text ends saying the threat was withdrawn (see `decide`).
     pub withdrawn: bool,
+    /// A vague warning shares a sentence with a fired threat cue (see `decide`).
+    pub warning_with_act: bool,
+    /// Threat labels with a fired threat cue of their own (violence,
+    /// retaliation, self_harm, collective).
+    pub cue_labels: [bool; 4],
     pub labels: [f32; 5],
     pub threat: f32,
     pub red: f32,
@@ -139,6 +144,8 @@ impl Heads {
             threat_cue: crate::features::has_threat_cue(features),
             vague_warning_only: crate::features::vague_warning_only(features),
             withdrawn: crate::features::withdrawn(features),
+            cue_labels: crate::features::threat_cue_labels(features),
+            warning_with_act: crate::features::warning_with_act(features),
             labels,
             threat: self.threat.model.score(&x),
             red: self.red.model.score(&x),
@@ -181,6 +188,8 @@ pub struct LevelThresholds {
 /// A vague warning with no act named (别逼我, 后果自负) is never a threat: the
 /// standard makes it yellow, while both readers take its anger for a threat
 /// (half such training texts came out orange or red by writers unseen).
+/// The same warning tied to an act in its sentence ("到时候别怪我把机器拆了")
+/// is a threat, as labels.md says, whatever the heads score.
 /// Nor is a text that ends saying the threat was withdrawn or the parties
 /// reconciled: labels.md judges it "as it stands now: usually blue".
 /// Labels and level are kept consistent: no threat label below orange, and at
@@ -192,18 +201,23 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
     }
     let threat_flagged = Label::ALL.iter().any(|l| l.is_threat() && flagged[l.index()]);
     let threat = !s.withdrawn
-        && if s.threat_cue {
-            threat_flagged || s.threat >= t.threat
-        } else {
-            !s.vague_warning_only && s.threat >= t.threat_without_cue
-        };
+        && (s.warning_with_act
+            || if s.threat_cue {
+                threat_flagged || s.threat >= t.threat
+            } else {
+                !s.vague_warning_only && s.threat >= t.threat_without_cue
+            });
     let mut forced_label = None;
     let level = if threat {
         if !threat_flagged {
-            // Name the likeliest threat, relative to its own threshold.
+            // Name the likeliest threat, relative to its own threshold, among
+            // the labels whose own cues fired if any did ("我就报复社会" is
+            // retaliation whatever the heads lean to).
+            let cued = |l: &Label| s.cue_labels.get(l.index()).copied().unwrap_or(false);
+            let any_cued = Label::ALL.iter().any(|l| l.is_threat() && cued(l));
             let best = Label::ALL
                 .into_iter()
-                .filter(|l| l.is_threat())
+                .filter(|l| l.is_threat() && (!any_cued || cued(l)))
                 .max_by(|a, b| {
                     let ra = s.labels[a.index()] / thresholds[a.index()].max(1e-3);
                     let rb = s.labels[b.index()] / thresholds[b.index()].max(1e-3);
@@ -243,6 +257,8 @@ mod tests {
             threat_cue: false,
             vague_warning_only: false,
             withdrawn: false,
+            cue_labels: [false; 4],
+            warning_with_act: false,
             labels: [0.9, 0.1, 0.1, 0.1, 0.2],
             threat: 0.95,
             red: 0.1,
@@ -257,12 +273,35 @@ mod tests {
     }
 
     #[test]
+    fn a_forced_threat_label_comes_from_the_fired_cues() {
+        let t = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
+        // No label over its threshold; self_harm leans highest.
+        let s = Scores {
+            threat_cue: true,
+            vague_warning_only: false,
+            withdrawn: false,
+            cue_labels: [false; 4],
+            warning_with_act: false,
+            labels: [0.1, 0.2, 0.4, 0.1, 0.2],
+            threat: 0.9,
+            red: 0.1,
+            yellow: 0.1,
+        };
+        assert_eq!(decide(s, [0.5; 5], t).forced_label, Some(Label::SelfHarm));
+        let d = decide(Scores { cue_labels: [false, true, false, false], ..s }, [0.5; 5], t);
+        assert_eq!(d.forced_label, Some(Label::Retaliation));
+        assert!(d.flagged[Label::Retaliation.index()] && !d.flagged[Label::SelfHarm.index()]);
+    }
+
+    #[test]
     fn a_withdrawn_threat_is_judged_as_it_stands_now() {
         let t = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
         let s = Scores {
             threat_cue: true,
             vague_warning_only: false,
             withdrawn: false,
+            cue_labels: [false; 4],
+            warning_with_act: false,
             labels: [0.9, 0.8, 0.1, 0.1, 0.2],
             threat: 0.95,
             red: 0.9,

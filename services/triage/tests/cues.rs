@@ -62,6 +62,8 @@ fn negated_threats_do_not_fire_but_conditional_ones_do() {
     // "再不……就……" names an act: it is a threat.
     assert!(threats("再不给钱我就跳楼").iter().any(|(l, _)| *l == Label::SelfHarm));
     assert!(threats("如果再不解决，我就去把他家的车砸了").iter().any(|(l, _)| *l == Label::Violence));
+    // 别 in 别怪我 warns, it does not negate (labels.md: "到时候别怪我把机器拆了" is a threat).
+    assert!(threats("再不给钱，到时候别怪我把机器拆了").iter().any(|(l, _)| *l == Label::Violence));
 }
 
 #[test]

@@ -138,3 +138,19 @@ fn a_withdrawn_threat_is_judged_as_it_stands_now() {
     let calm = triage().judge("网格员上报：村民李某扬言明天上午带汽油去镇政府自焚，目前情绪稳定，网格员持续关注。").unwrap();
     assert!(calm.level >= RiskLevel::Orange, "{:?} {:?}", calm.level, flagged(&calm));
 }
+
+/// labels.md's own examples of what is and is not a threat, each in a short
+/// context: plain anger and rhetorical death name no act; a vague warning
+/// tied to an act is a threat; "报复社会" is retaliation.
+#[test]
+fn the_standards_examples_are_judged_as_it_says() {
+    for text in ["物业又把我家车位卖给别人了，太气人了！", "太气人了", "拆迁款一分没给，我们老两口反正就是等死了", "房子不让拆，死也要死在自己家里"] {
+        let j = triage().judge(text).unwrap();
+        assert!(j.level <= RiskLevel::Yellow, "{text}: {:?} {:?}", j.level, flagged(&j));
+        assert!(!flagged(&j).iter().any(|l| l.is_threat()), "{text}: {:?}", flagged(&j));
+    }
+    let act = triage().judge("再不给钱，到时候别怪我把机器拆了").unwrap();
+    assert!(act.level >= RiskLevel::Orange && flagged(&act).contains(&Label::Violence), "{:?} {:?}", act.level, flagged(&act));
+    let society = triage().judge("这事不解决，我就报复社会").unwrap();
+    assert!(society.level >= RiskLevel::Orange && flagged(&society).contains(&Label::Retaliation), "{:?} {:?}", society.level, flagged(&society));
+}
