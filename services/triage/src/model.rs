@@ -200,13 +200,7 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
         flagged[i] = s.labels[i] >= thresholds[i];
     }
     let threat_flagged = Label::ALL.iter().any(|l| l.is_threat() && flagged[l.index()]);
-    let threat = !s.withdrawn
-        && (s.warning_with_act
-            || if s.threat_cue {
-                threat_flagged || s.threat >= t.threat
-            } else {
-                !s.vague_warning_only && s.threat >= t.threat_without_cue
-            });
+    let threat = judged_threat(&s, threat_flagged, t);
     let mut forced_label = None;
     let level = if threat {
         if !threat_flagged {
@@ -245,25 +239,45 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
     Decision { scores: s, thresholds, flagged, level, forced_label }
 }
 
+/// Threat or not: the standard's own rules first, then the heads against
+/// their bars.
+fn judged_threat(s: &Scores, threat_flagged: bool, t: LevelThresholds) -> bool {
+    if s.withdrawn {
+        return false; // judged as it stands now
+    }
+    if s.warning_with_act {
+        return true; // a warning tied to an act
+    }
+    if s.threat_cue {
+        return threat_flagged || s.threat >= t.threat;
+    }
+    !s.vague_warning_only && s.threat >= t.threat_without_cue
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A threat the heads are sure of, in a text with a threat cue.
+    fn sure_threat() -> Scores {
+        Scores {
+            threat_cue: true,
+            vague_warning_only: false,
+            withdrawn: false,
+            warning_with_act: false,
+            cue_labels: [false; 4],
+            labels: [0.9, 0.8, 0.1, 0.1, 0.2],
+            threat: 0.95,
+            red: 0.9,
+            yellow: 0.2,
+        }
+    }
 
     #[test]
     fn a_vague_warning_without_an_act_is_never_a_threat() {
         let t = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
         let thresholds = [0.5f32; 5];
-        let s = Scores {
-            threat_cue: false,
-            vague_warning_only: false,
-            withdrawn: false,
-            cue_labels: [false; 4],
-            warning_with_act: false,
-            labels: [0.9, 0.1, 0.1, 0.1, 0.2],
-            threat: 0.95,
-            red: 0.1,
-            yellow: 0.9,
-        };
+        let s = Scores { threat_cue: false, labels: [0.9, 0.1, 0.1, 0.1, 0.2], red: 0.1, yellow: 0.9, ..sure_threat() };
         let d = decide(s, thresholds, t);
         assert_eq!(d.level, RiskLevel::Orange);
         assert!(d.flagged[Label::Violence.index()]);
@@ -276,17 +290,7 @@ mod tests {
     fn a_forced_threat_label_comes_from_the_fired_cues() {
         let t = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
         // No label over its threshold; self_harm leans highest.
-        let s = Scores {
-            threat_cue: true,
-            vague_warning_only: false,
-            withdrawn: false,
-            cue_labels: [false; 4],
-            warning_with_act: false,
-            labels: [0.1, 0.2, 0.4, 0.1, 0.2],
-            threat: 0.9,
-            red: 0.1,
-            yellow: 0.1,
-        };
+        let s = Scores { labels: [0.1, 0.2, 0.4, 0.1, 0.2], red: 0.1, ..sure_threat() };
         assert_eq!(decide(s, [0.5; 5], t).forced_label, Some(Label::SelfHarm));
         let d = decide(Scores { cue_labels: [false, true, false, false], ..s }, [0.5; 5], t);
         assert_eq!(d.forced_label, Some(Label::Retaliation));
@@ -294,19 +298,21 @@ mod tests {
     }
 
     #[test]
+    fn a_warning_tied_to_an_act_is_a_threat_whatever_the_heads_say() {
+        let t = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
+        let s = Scores { labels: [0.3, 0.1, 0.1, 0.1, 0.2], threat: 0.1, red: 0.1, ..sure_threat() };
+        assert_eq!(decide(s, [0.5; 5], t).level, RiskLevel::Blue);
+        let d = decide(Scores { warning_with_act: true, cue_labels: [true, false, false, false], ..s }, [0.5; 5], t);
+        assert_eq!((d.level, d.forced_label), (RiskLevel::Orange, Some(Label::Violence)));
+        // A withdrawal after it still wins: judged as it stands now.
+        let d = decide(Scores { warning_with_act: true, withdrawn: true, ..s }, [0.5; 5], t);
+        assert_eq!(d.level, RiskLevel::Blue);
+    }
+
+    #[test]
     fn a_withdrawn_threat_is_judged_as_it_stands_now() {
         let t = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
-        let s = Scores {
-            threat_cue: true,
-            vague_warning_only: false,
-            withdrawn: false,
-            cue_labels: [false; 4],
-            warning_with_act: false,
-            labels: [0.9, 0.8, 0.1, 0.1, 0.2],
-            threat: 0.95,
-            red: 0.9,
-            yellow: 0.2,
-        };
+        let s = sure_threat();
         assert_eq!(decide(s, [0.5; 5], t).level, RiskLevel::Red);
         let d = decide(Scores { withdrawn: true, ..s }, [0.5; 5], t);
         assert_eq!(d.level, RiskLevel::Blue);
