@@ -40,6 +40,9 @@ pub struct CueReport {
     /// Vague warnings in the same sentence as a fired threat cue: labels.md
     /// makes "到时候别怪我把机器拆了" a threat, the warning tied to an act.
     pub warning_with_act: usize,
+    /// Threat cues stated as the writer's own intent ("我要报复社会", "我就去把
+    /// 他车砸了"): a first-person intent marker earlier in the same clause.
+    pub intent_with_act: usize,
 }
 
 #[derive(Deserialize)]
@@ -73,6 +76,7 @@ enum Pattern {
     Future,
     Media,
     Withdrawn,
+    Intent,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +150,7 @@ impl CueLexicon {
                 "future" => Pattern::Future,
                 "media" => Pattern::Media,
                 "withdrawn" => Pattern::Withdrawn,
+                "intent" => Pattern::Intent,
                 other => return Err(LexiconError(format!("unknown context list {other}"))),
             };
             add(list, p);
@@ -250,6 +255,27 @@ impl CueLexicon {
             .iter()
             .filter(|w| w.kind == CueKind::VagueWarning)
             .filter(|w| report.evidence.iter().any(|h| h.kind == CueKind::Threat && sentence(h.start) == sentence(w.start)))
+            .count();
+        let clause_of: Vec<usize> = text
+            .chars()
+            .scan(0usize, |k, c| {
+                let id = *k;
+                if CLAUSE_END.contains(&c) {
+                    *k += 1;
+                }
+                Some(id)
+            })
+            .collect();
+        // 我要是 (if I), 我就是 (I just am), 我要求 (I demand), 我会不会 state no intent.
+        let intents: Vec<(usize, usize)> = of(Pattern::Intent)
+            .filter(|h| !text[h.end..].starts_with(['是', '求', '不']))
+            .map(|h| (char_at(h.start), char_at(h.end)))
+            .collect();
+        report.intent_with_act = report
+            .evidence
+            .iter()
+            .filter(|e| e.kind == CueKind::Threat)
+            .filter(|e| intents.iter().any(|&(a, b)| b <= e.start && e.start - b <= 12 && clause_of.get(a) == clause_of.get(e.start)))
             .count();
         report
     }

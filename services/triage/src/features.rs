@@ -27,6 +27,7 @@ pub const FEATURE_NAMES: &[&str] = &[
     "suppressed_past_or_media",
     "withdrawn",
     "warning_with_act",
+    "intent_with_act",
     "threat_any",
     "threat_and_specific",
 ];
@@ -39,6 +40,7 @@ pub const THREAT_ANY_FROM_END: usize = 2;
 const VAGUE_WARNING_FROM_END: usize = FEATURE_NAMES.len() - 14;
 const WITHDRAWN_FROM_END: usize = FEATURE_NAMES.len() - 20;
 const WARNING_WITH_ACT_FROM_END: usize = FEATURE_NAMES.len() - 21;
+const INTENT_WITH_ACT_FROM_END: usize = FEATURE_NAMES.len() - 22;
 
 /// Whether a feature row has at least one fired threat cue.
 pub fn has_threat_cue(row: &[f32]) -> bool {
@@ -61,6 +63,11 @@ pub fn threat_cue_labels(row: &[f32]) -> [bool; 4] {
 /// Whether a vague warning shares a sentence with a fired threat cue.
 pub fn warning_with_act(row: &[f32]) -> bool {
     row.len() >= FEATURE_NAMES.len() && row[row.len() - WARNING_WITH_ACT_FROM_END] > 0.0
+}
+
+/// Whether a threat cue is stated as the writer's own intent (我要…, 我就…).
+pub fn intent_with_act(row: &[f32]) -> bool {
+    row.len() >= FEATURE_NAMES.len() && row[row.len() - INTENT_WITH_ACT_FROM_END] > 0.0
 }
 
 /// Whether the text ends withdrawn: a follow-up after its last threat or
@@ -111,6 +118,7 @@ pub fn cue_features(r: &CueReport) -> Vec<f32> {
         sup(&[Suppression::PastEvent, Suppression::Media]),
         r.withdrawn,
         r.warning_with_act,
+        r.intent_with_act,
         threats,
         threats.min(specifics),
     ];
@@ -147,6 +155,11 @@ mod tests {
         assert_eq!(FEATURE_NAMES[FEATURE_NAMES.len() - WARNING_WITH_ACT_FROM_END], "warning_with_act");
         assert!(warning_with_act(&row("再不给钱，到时候别怪我把机器拆了。")));
         assert!(!warning_with_act(&row("你们别逼我。上个月他把机器拆了。")));
+        assert_eq!(FEATURE_NAMES[FEATURE_NAMES.len() - INTENT_WITH_ACT_FROM_END], "intent_with_act");
+        assert!(intent_with_act(&row("我要报复社会")));
+        assert!(!intent_with_act(&row("我要是报复他，孩子怎么办")));
+        assert!(!intent_with_act(&row("我要求严惩打人的那几个人")));
+        assert!(!intent_with_act(&row("我要反映一下，他报复我")));
         assert!(withdrawn(&row("业主在群里说要弄死他，经网格员了解系一时气话，已在群内道歉。")));
         assert!(!withdrawn(&row("上次的事已经和解了，可他昨天又来闹，我这回非弄死他不可。")));
         assert!(!withdrawn(&row("他再不赔钱，我就弄死他。")));

@@ -113,6 +113,8 @@ pub struct Scores {
     pub withdrawn: bool,
     /// A vague warning shares a sentence with a fired threat cue (see `decide`).
     pub warning_with_act: bool,
+    /// A threat cue is stated as the writer's own intent (see `decide`).
+    pub intent_with_act: bool,
     /// Threat labels with a fired threat cue of their own (violence,
     /// retaliation, self_harm, collective).
     pub cue_labels: [bool; 4],
@@ -146,6 +148,7 @@ impl Heads {
             withdrawn: crate::features::withdrawn(features),
             cue_labels: crate::features::threat_cue_labels(features),
             warning_with_act: crate::features::warning_with_act(features),
+            intent_with_act: crate::features::intent_with_act(features),
             labels,
             threat: self.threat.model.score(&x),
             red: self.red.model.score(&x),
@@ -189,7 +192,8 @@ pub struct LevelThresholds {
 /// standard makes it yellow, while both readers take its anger for a threat
 /// (half such training texts came out orange or red by writers unseen).
 /// The same warning tied to an act in its sentence ("到时候别怪我把机器拆了")
-/// is a threat, as labels.md says, whatever the heads score.
+/// is a threat, as labels.md says, whatever the heads score; so is an act
+/// the writer states as their own intent ("我要报复社会").
 /// Nor is a text that ends saying the threat was withdrawn or the parties
 /// reconciled: labels.md judges it "as it stands now: usually blue".
 /// Labels and level are kept consistent: no threat label below orange, and at
@@ -245,8 +249,8 @@ fn judged_threat(s: &Scores, threat_flagged: bool, t: LevelThresholds) -> bool {
     if s.withdrawn {
         return false; // judged as it stands now
     }
-    if s.warning_with_act {
-        return true; // a warning tied to an act
+    if s.warning_with_act || s.intent_with_act {
+        return true; // a warning tied to an act, or an act stated as intent
     }
     if s.threat_cue {
         return threat_flagged || s.threat >= t.threat;
@@ -265,6 +269,7 @@ mod tests {
             vague_warning_only: false,
             withdrawn: false,
             warning_with_act: false,
+            intent_with_act: false,
             cue_labels: [false; 4],
             labels: [0.9, 0.8, 0.1, 0.1, 0.2],
             threat: 0.95,

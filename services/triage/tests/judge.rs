@@ -141,7 +141,8 @@ fn a_withdrawn_threat_is_judged_as_it_stands_now() {
 
 /// labels.md's own examples of what is and is not a threat, each in a short
 /// context: plain anger and rhetorical death name no act; a vague warning
-/// tied to an act is a threat; "报复社会" is retaliation.
+/// tied to an act is a threat; "报复社会" stated as intent is retaliation
+/// (risk-1.3 before the intent rule judged "我要报复社会" blue).
 #[test]
 fn the_standards_examples_are_judged_as_it_says() {
     for text in ["物业又把我家车位卖给别人了，太气人了！", "太气人了", "拆迁款一分没给，我们老两口反正就是等死了", "房子不让拆，死也要死在自己家里"] {
@@ -151,6 +152,8 @@ fn the_standards_examples_are_judged_as_it_says() {
     }
     let act = triage().judge("再不给钱，到时候别怪我把机器拆了").unwrap();
     assert!(act.level >= RiskLevel::Orange && flagged(&act).contains(&Label::Violence), "{:?} {:?}", act.level, flagged(&act));
-    let society = triage().judge("这事不解决，我就报复社会").unwrap();
-    assert!(society.level >= RiskLevel::Orange && flagged(&society).contains(&Label::Retaliation), "{:?} {:?}", society.level, flagged(&society));
+    for text in ["这事不解决，我就报复社会", "我要报复社会"] {
+        let j = triage().judge(text).unwrap();
+        assert!(j.level >= RiskLevel::Orange && flagged(&j).contains(&Label::Retaliation), "{text}: {:?} {:?}", j.level, flagged(&j));
+    }
 }
