@@ -239,16 +239,7 @@ impl CueLexicon {
             .max()
             .unwrap_or(0);
         report.withdrawn = of(Pattern::Withdrawn).filter(|h| char_at(h.start) >= last_threat).count();
-        let sentence_of: Vec<usize> = text
-            .chars()
-            .scan(0usize, |k, c| {
-                let id = *k;
-                if SENTENCE_END.contains(&c) {
-                    *k += 1;
-                }
-                Some(id)
-            })
-            .collect();
+        let sentence_of = segment_ids(text, SENTENCE_END);
         let sentence = |i: usize| sentence_of.get(i).copied();
         report.warning_with_act = report
             .evidence
@@ -256,16 +247,7 @@ impl CueLexicon {
             .filter(|w| w.kind == CueKind::VagueWarning)
             .filter(|w| report.evidence.iter().any(|h| h.kind == CueKind::Threat && sentence(h.start) == sentence(w.start)))
             .count();
-        let clause_of: Vec<usize> = text
-            .chars()
-            .scan(0usize, |k, c| {
-                let id = *k;
-                if CLAUSE_END.contains(&c) {
-                    *k += 1;
-                }
-                Some(id)
-            })
-            .collect();
+        let clause_of = segment_ids(text, CLAUSE_END);
         // 我要是 (if I), 我就是 (I just am), 我要求 (I demand), 我会不会 state no intent.
         let intents: Vec<(usize, usize)> = of(Pattern::Intent)
             .filter(|h| !text[h.end..].starts_with(['是', '求', '不']))
@@ -356,6 +338,21 @@ impl CueLexicon {
 const CLAUSE_END: &[char] = &['，', ',', '。', '！', '!', '？', '?', '；', ';', '\n', '…', '：', ':'];
 const SENTENCE_END: &[char] = &['。', '！', '!', '？', '?', '\n'];
 const CONSEQUENCE: &[&str] = &["就", "便", "才", "的话", "我要", "我会"];
+
+/// For each char of `text`, the index of the clause or sentence (split at
+/// `ends`) that holds it.
+fn segment_ids(text: &str, ends: &[char]) -> Vec<usize> {
+    let mut id = 0;
+    text.chars()
+        .map(|c| {
+            let this = id;
+            if ends.contains(&c) {
+                id += 1;
+            }
+            this
+        })
+        .collect()
+}
 
 /// The byte range of the clause or sentence around `at`.
 fn span_of(text: &str, at: usize, ends: &[char]) -> (usize, usize) {

@@ -36,11 +36,36 @@ pub const FEATURE_NAMES: &[&str] = &[
 /// (embedding first, then these features).
 pub const THREAT_ANY_FROM_END: usize = 2;
 
-/// Positions of `vague_warning` and `withdrawn` counted from the end of a feature row.
-const VAGUE_WARNING_FROM_END: usize = FEATURE_NAMES.len() - 14;
-const WITHDRAWN_FROM_END: usize = FEATURE_NAMES.len() - 20;
-const WARNING_WITH_ACT_FROM_END: usize = FEATURE_NAMES.len() - 21;
-const INTENT_WITH_ACT_FROM_END: usize = FEATURE_NAMES.len() - 22;
+/// Position of a feature in `FEATURE_NAMES`, found at compile time, so a
+/// renamed or reordered feature cannot leave a stale hand-counted index.
+const fn position(name: &str) -> usize {
+    let mut i = 0;
+    while i < FEATURE_NAMES.len() {
+        let (a, b) = (FEATURE_NAMES[i].as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    panic!("no such cue feature")
+}
+
+const VAGUE_WARNING: usize = position("vague_warning");
+const WITHDRAWN: usize = position("withdrawn");
+const WARNING_WITH_ACT: usize = position("warning_with_act");
+const INTENT_WITH_ACT: usize = position("intent_with_act");
+
+/// Whether the cue feature at `index` (of `FEATURE_NAMES`) is non-zero in a
+/// feature row; the cue features are the last `FEATURE_NAMES.len()` values.
+fn fired(row: &[f32], index: usize) -> bool {
+    row.len() >= FEATURE_NAMES.len() && row[row.len() - FEATURE_NAMES.len() + index] > 0.0
+}
 
 /// Whether a feature row has at least one fired threat cue.
 pub fn has_threat_cue(row: &[f32]) -> bool {
@@ -50,38 +75,31 @@ pub fn has_threat_cue(row: &[f32]) -> bool {
 /// Which threat labels (violence, retaliation, self_harm, collective) have a
 /// fired threat cue of their own; the first four cue features, from the end.
 pub fn threat_cue_labels(row: &[f32]) -> [bool; 4] {
-    let mut out = [false; 4];
-    if row.len() >= FEATURE_NAMES.len() {
-        let base = row.len() - FEATURE_NAMES.len();
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = row[base + i] > 0.0;
-        }
-    }
-    out
+    std::array::from_fn(|i| fired(row, i))
 }
 
 /// Whether a vague warning shares a sentence with a fired threat cue.
 pub fn warning_with_act(row: &[f32]) -> bool {
-    row.len() >= FEATURE_NAMES.len() && row[row.len() - WARNING_WITH_ACT_FROM_END] > 0.0
+    fired(row, WARNING_WITH_ACT)
 }
 
 /// Whether a threat cue is stated as the writer's own intent (我要…, 我就…).
 pub fn intent_with_act(row: &[f32]) -> bool {
-    row.len() >= FEATURE_NAMES.len() && row[row.len() - INTENT_WITH_ACT_FROM_END] > 0.0
+    fired(row, INTENT_WITH_ACT)
 }
 
 /// Whether the text ends withdrawn: a follow-up after its last threat or
 /// mention cue says the threat was withdrawn or the parties reconciled
 /// (labels.md: judged as it stands now, usually blue).
 pub fn withdrawn(row: &[f32]) -> bool {
-    row.len() >= FEATURE_NAMES.len() && row[row.len() - WITHDRAWN_FROM_END] > 0.0
+    fired(row, WITHDRAWN)
 }
 
 /// Whether the row's only sign of a threat is a vague warning (别逼我,
 /// 后果自负, 你等着瞧) with no act named: no threat or mention cue fired.
 /// The standard makes such texts yellow with no threat label.
 pub fn vague_warning_only(row: &[f32]) -> bool {
-    row.len() >= FEATURE_NAMES.len() && row[row.len() - VAGUE_WARNING_FROM_END] > 0.0 && !has_threat_cue(row)
+    fired(row, VAGUE_WARNING) && !has_threat_cue(row)
 }
 
 pub fn cue_features(r: &CueReport) -> Vec<f32> {
@@ -130,32 +148,29 @@ pub fn cue_features(r: &CueReport) -> Vec<f32> {
 mod tests {
     use super::*;
 
+    /// A feature row for `text`: a dummy sentence vector, then its cue features.
+    fn row(text: &str) -> Vec<f32> {
+        let lex = crate::CueLexicon::builtin().unwrap();
+        let mut row = vec![0.5f32; 384];
+        row.extend(cue_features(&lex.analyse(text)));
+        row
+    }
+
     #[test]
     fn threat_any_is_found_from_the_end_of_a_row() {
         assert_eq!(FEATURE_NAMES[FEATURE_NAMES.len() - THREAT_ANY_FROM_END], "threat_any");
-        let lex = crate::CueLexicon::builtin().unwrap();
-        let mut row = vec![0.5f32; 384];
-        row.extend(cue_features(&lex.analyse("我要弄死他")));
-        assert!(has_threat_cue(&row));
-        let mut row = vec![0.5f32; 384];
-        row.extend(cue_features(&lex.analyse("咨询社保缴费")));
-        assert!(!has_threat_cue(&row));
+        assert!(has_threat_cue(&row("我要弄死他")));
+        assert!(!has_threat_cue(&row("咨询社保缴费")));
     }
 
     #[test]
     fn a_withdrawal_counts_only_after_the_last_threat() {
-        assert_eq!(FEATURE_NAMES[FEATURE_NAMES.len() - WITHDRAWN_FROM_END], "withdrawn");
-        let lex = crate::CueLexicon::builtin().unwrap();
-        let row = |text: &str| {
-            let mut row = vec![0.5f32; 384];
-            row.extend(cue_features(&lex.analyse(text)));
-            row
-        };
+        assert_eq!(FEATURE_NAMES[WITHDRAWN], "withdrawn");
         assert_eq!(threat_cue_labels(&row("这事不解决，我就报复社会")), [false, true, false, false]);
-        assert_eq!(FEATURE_NAMES[FEATURE_NAMES.len() - WARNING_WITH_ACT_FROM_END], "warning_with_act");
+        assert_eq!(FEATURE_NAMES[WARNING_WITH_ACT], "warning_with_act");
         assert!(warning_with_act(&row("再不给钱，到时候别怪我把机器拆了。")));
         assert!(!warning_with_act(&row("你们别逼我。上个月他把机器拆了。")));
-        assert_eq!(FEATURE_NAMES[FEATURE_NAMES.len() - INTENT_WITH_ACT_FROM_END], "intent_with_act");
+        assert_eq!(FEATURE_NAMES[INTENT_WITH_ACT], "intent_with_act");
         assert!(intent_with_act(&row("我要报复社会")));
         assert!(!intent_with_act(&row("我要是报复他，孩子怎么办")));
         assert!(!intent_with_act(&row("我要求严惩打人的那几个人")));
@@ -167,13 +182,7 @@ mod tests {
 
     #[test]
     fn a_vague_warning_counts_as_one_only_without_an_act() {
-        assert_eq!(FEATURE_NAMES[FEATURE_NAMES.len() - VAGUE_WARNING_FROM_END], "vague_warning");
-        let lex = crate::CueLexicon::builtin().unwrap();
-        let row = |text: &str| {
-            let mut row = vec![0.5f32; 384];
-            row.extend(cue_features(&lex.analyse(text)));
-            row
-        };
+        assert_eq!(FEATURE_NAMES[VAGUE_WARNING], "vague_warning");
         assert!(vague_warning_only(&row("物业再拖着不修，你们别逼我。")));
         assert!(!vague_warning_only(&row("别逼我，明天我就带汽油去物业办公室。")));
         assert!(!vague_warning_only(&row("物业再拖着不修，我就天天打电话。")));
