@@ -26,6 +26,10 @@ pub enum Suppression {
     Negated,
     PastEvent,
     Media,
+    /// The party is the one harmed, not the one acting: a finished act done
+    /// to someone (被人打伤了, 树被砍了) or a whistle-blower's fear of reprisal
+    /// (怕被他们报复).
+    Victim,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -77,6 +81,8 @@ enum Pattern {
     Media,
     Withdrawn,
     Intent,
+    Passive,
+    Fear,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +95,8 @@ pub struct CueLexicon {
     patterns: Vec<(String, Pattern)>,
     /// Regexes with their index in `patterns`.
     regexes: Vec<(regex::Regex, usize)>,
+    /// Intent markers too varied for a phrase list (我们全组人就去…).
+    intent_regexes: Vec<regex::Regex>,
     /// Everyday phrases and their plain rewrites, for the encoder's input.
     neutral: (AhoCorasick, Vec<String>),
     jieba: Jieba,
@@ -142,7 +150,14 @@ impl CueLexicon {
             add(&ph.phrases, Pattern::Cue(None, kind));
         }
         add(&file.figurative.phrases, Pattern::Figurative);
+        let mut intent_regexes = Vec::new();
         for (name, list) in &file.context {
+            if name == "intent_pattern" {
+                for src in list {
+                    intent_regexes.push(regex::Regex::new(src).map_err(|e| LexiconError(format!("intent pattern {src}: {e}")))?);
+                }
+                continue;
+            }
             let p = match name.as_str() {
                 "negator" => Pattern::Negator,
                 "past" => Pattern::Past,
@@ -151,6 +166,8 @@ impl CueLexicon {
                 "media" => Pattern::Media,
                 "withdrawn" => Pattern::Withdrawn,
                 "intent" => Pattern::Intent,
+                "passive" => Pattern::Passive,
+                "fear" => Pattern::Fear,
                 other => return Err(LexiconError(format!("unknown context list {other}"))),
             };
             add(list, p);
@@ -182,7 +199,7 @@ impl CueLexicon {
             .build(file.neutral.keys())
             .map_err(|e| LexiconError(e.to_string()))?;
         let neutral = (neutral_matcher, file.neutral.values().cloned().collect());
-        Ok(Self { matcher, patterns, regexes, neutral, jieba })
+        Ok(Self { matcher, patterns, regexes, intent_regexes, neutral, jieba })
     }
 
     pub fn builtin() -> Result<Self, LexiconError> {
@@ -250,14 +267,16 @@ impl CueLexicon {
         let clause_of = segment_ids(text, CLAUSE_END);
         // 我要是 (if I), 我就是 (I just am), 我要求 (I demand), 我会不会 state no intent.
         let intents: Vec<(usize, usize)> = of(Pattern::Intent)
-            .filter(|h| !text[h.end..].starts_with(['是', '求', '不']))
-            .map(|h| (char_at(h.start), char_at(h.end)))
+            .map(|h| (h.start, h.end))
+            .chain(self.intent_regexes.iter().flat_map(|re| re.find_iter(text).map(|m| (m.start(), m.end()))))
+            .filter(|&(_, end)| !text[end..].starts_with(['是', '求', '不']))
+            .map(|(start, end)| (char_at(start), char_at(end)))
             .collect();
         report.intent_with_act = report
             .evidence
             .iter()
             .filter(|e| e.kind == CueKind::Threat)
-            .filter(|e| intents.iter().any(|&(a, b)| b <= e.start && e.start - b <= 12 && clause_of.get(a) == clause_of.get(e.start)))
+            .filter(|e| intents.iter().any(|&(a, b)| a < e.start && e.start <= b + 12 && clause_of.get(a) == clause_of.get(e.start)))
             .count();
         report
     }
@@ -301,10 +320,33 @@ impl CueLexicon {
         // A finished past event: past time in the sentence, the cue completed
         // (了/过 right after), and nothing habitual or forward-looking in its clause.
         let completed = text[h.end..c1].chars().take(3).any(|c| c == '了' || c == '过');
+        let settled = in_range(Pattern::Habitual, c0, c1).next().is_none() && in_range(Pattern::Future, c0, c1).next().is_none();
+        // The victim's side (labels.md: a past, finished assault reported only to
+        // ask for compensation is not violence): 被 or 遭到 shortly before a
+        // completed act of violence (被人打伤了, 订单被砍了一半), or 被 / a fear
+        // word before revenge (怕被他们报复: the writer fears reprisal, threatens
+        // none). Habitual violence (经常被他打伤) and collective cues (办公室被
+        // 二十多个人围了: people are gathering) are left to fire.
+        let label = match self.patterns[h.pattern].1 {
+            Pattern::Cue(label, _) => label,
+            _ => None,
+        };
+        let near = |p: Pattern| {
+            // 被 in 被申请人 (the respondent), 被告 or 被子 is no passive.
+            in_range(p, c0, h.start).filter(|n| !(p == Pattern::Passive && NOT_PASSIVE.iter().any(|w| text[n.end..].starts_with(w)))).any(|n| {
+                let between = &text[n.end..h.start];
+                between.chars().count() <= 6 && !CONSEQUENCE.iter().any(|c| between.contains(c))
+            })
+        };
+        let finished = completed || ["了", "伤", "死", "残", "断"].iter().any(|e| text[h.start..h.end].ends_with(e));
+        match label {
+            Some(Label::Retaliation) if near(Pattern::Passive) || near(Pattern::Fear) => return Some(Suppression::Victim),
+            Some(Label::Violence) if near(Pattern::Passive) && finished && settled => return Some(Suppression::Victim),
+            _ => {}
+        }
         if completed
             && in_range(Pattern::Past, s0, s1).next().is_some()
-            && in_range(Pattern::Habitual, c0, c1).next().is_none()
-            && in_range(Pattern::Future, c0, c1).next().is_none()
+            && settled
         {
             return Some(Suppression::PastEvent);
         }
@@ -337,6 +379,7 @@ impl CueLexicon {
 
 const CLAUSE_END: &[char] = &['，', ',', '。', '！', '!', '？', '?', '；', ';', '\n', '…', '：', ':'];
 const SENTENCE_END: &[char] = &['。', '！', '!', '？', '?', '\n'];
+const NOT_PASSIVE: &[&str] = &["申请人", "告", "执行人", "子", "褥", "保险人", "监护人", "继承人", "扶养人", "赡养人", "征收人", "害人"];
 const CONSEQUENCE: &[&str] = &["就", "便", "才", "的话", "我要", "我会"];
 
 /// For each char of `text`, the index of the clause or sentence (split at

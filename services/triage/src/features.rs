@@ -133,7 +133,7 @@ pub fn cue_features(r: &CueReport) -> Vec<f32> {
         kind(CueKind::Survival),
         sup(&[Suppression::Negated]),
         sup(&[Suppression::Figurative, Suppression::InsideWord]),
-        sup(&[Suppression::PastEvent, Suppression::Media]),
+        sup(&[Suppression::PastEvent, Suppression::Media, Suppression::Victim]),
         r.withdrawn,
         r.warning_with_act,
         r.intent_with_act,

@@ -46,6 +46,7 @@ fn figurative_and_everyday_usage_does_not_fire() {
         "堵车堵得要命，气炸了",
         "他欠我的钱今天终于还了，以后打死都不借钱给朋友了",
         "在亲戚家吃杀猪菜，撑死了，疼死我了",
+        "楼下的狗一晚上叫个不停，吵死了",
     ] {
         assert!(threats(text).is_empty(), "{text}: {:?}", threats(text));
     }
@@ -86,6 +87,39 @@ fn finished_past_events_and_fiction_do_not_fire() {
 }
 
 #[test]
+fn the_victims_side_does_not_fire() {
+    // A whistle-blower's fear of reprisal and a finished act done to someone
+    // threaten nothing (labels.md: a past, finished assault reported only to
+    // ask for compensation is not violence).
+    for text in ["我想实名举报化工厂偷排废水，但我就住在厂子旁边，怕被他们报复", "我有点怕以后被报复，能不能匿名", "厂里的订单被砍了一半，下个月可能要放假"] {
+        assert!(threats(text).is_empty(), "{text}: {:?}", threats(text));
+        assert!(lexicon().analyse(text).suppressed.iter().any(|(_, w)| *w == Suppression::Victim), "{text}");
+    }
+    // Habitual violence still fires, and so do people gathering on someone.
+    assert!(threats("我经常被他打伤，他一喝酒就动手").iter().any(|(_, c)| c == "打伤"));
+    assert!(threats("办公室被二十多个人围了，门堵着不让工作人员出去").iter().any(|(l, _)| *l == Label::Collective));
+    // 被 in 被申请人 (the respondent) is no passive.
+    assert!(threats("被申请人当场说要砍死他").iter().any(|(l, _)| *l == Label::Violence));
+}
+
+#[test]
+fn an_act_stated_as_intent_or_consequence_is_marked() {
+    let lex = lexicon();
+    for text in [
+        "我要报复社会",
+        // A subject, then 就: the consequence of a condition (labels.md: "如果再不解决，我就……" with an act).
+        "再不放水，我们全组人就去把蓄水池的闸给扒了",
+        "你要敢赖账，我让你全家都不得安生",
+        "她家要是敢昧下，我跟她家没完",
+    ] {
+        assert!(lex.analyse(text).intent_with_act > 0, "{text}: {:?}", lex.analyse(text).evidence);
+    }
+    for text in ["听说隔壁村有人要报复社会", "我要求严惩打人的凶手，他把我砸伤了"] {
+        assert_eq!(lex.analyse(text).intent_with_act, 0, "{text}");
+    }
+}
+
+#[test]
 fn constructions_are_caught_by_patterns() {
     for (text, label) in [
         ("那个姓孙的我见他一次打他一次", Label::Violence),
@@ -98,6 +132,16 @@ fn constructions_are_caught_by_patterns() {
         // labels.md's implicit threat: a hint at someone's child or home.
         ("他儿子每天几点放学我也知道", Label::Violence),
         ("我已经记住他家住哪了", Label::Retaliation),
+        // Threat idioms read in mediation records (session 5).
+        ("你敢动我家一块砖试试，我让你横着出去", Label::Violence),
+        ("你要敢赖账，我让你全家都不得安生", Label::Retaliation),
+        ("人挡着连人一块收拾", Label::Violence),
+        ("你们再不管，我就开着这车去撞他们店门", Label::Violence),
+        ("这个钱不给够，我也跟着他去了", Label::SelfHarm),
+        ("他走到哪我跟到哪", Label::Retaliation),
+        ("我就跟你们经理个人算这笔账", Label::Retaliation),
+        ("非让那个老师丢了饭碗不可", Label::Retaliation),
+        ("大家把清单发群里，人多了一起去医保局讨个说法", Label::Collective),
     ] {
         assert!(threats(text).iter().any(|(l, _)| *l == label), "{text}: {:?}", threats(text));
     }
