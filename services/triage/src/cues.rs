@@ -323,7 +323,8 @@ impl CueLexicon {
         let settled = in_range(Pattern::Habitual, c0, c1).next().is_none() && in_range(Pattern::Future, c0, c1).next().is_none();
         // The victim's side (labels.md: a past, finished assault reported only to
         // ask for compensation is not violence): 被 or 遭到 shortly before a
-        // completed act of violence (被人打伤了, 订单被砍了一半), or 被 / a fear
+        // completed act of violence (被人打伤了, 订单被砍了一半; 把我家玻璃砸了:
+        // the act done to the writer's side), or 被 / a fear
         // word before revenge (怕被他们报复: the writer fears reprisal, threatens
         // none). Habitual violence (经常被他打伤) and collective cues (办公室被
         // 二十多个人围了: people are gathering) are left to fire.
@@ -341,7 +342,10 @@ impl CueLexicon {
         let finished = completed || ["了", "伤", "死", "残", "断"].iter().any(|e| text[h.start..h.end].ends_with(e));
         match label {
             Some(Label::Retaliation) if near(Pattern::Passive) || near(Pattern::Fear) => return Some(Suppression::Victim),
-            Some(Label::Violence) if near(Pattern::Passive) && finished && settled => return Some(Suppression::Victim),
+            // 把我家窗户玻璃砸了: the writer's own side took the blow.
+            Some(Label::Violence) if (near(Pattern::Passive) || text[h.start..].starts_with("把我")) && finished && settled => {
+                return Some(Suppression::Victim)
+            }
             _ => {}
         }
         if completed

@@ -219,6 +219,14 @@ fn calibrate(scores: &[Scores], ex: &[Example], cfg: &TrainConfig) -> ([f32; 5],
 /// A cost ratio between the two errors was used before (risk-1.1); on a flat
 /// cost curve a small change in the data moved it between operating points
 /// far apart, while a cap names the point the service is held to.
+///
+/// The bar without a cue is never above the bar with one. Texts without a cue
+/// are where threats worded unlike the lexicon land (other writers'
+/// implicit threats), and the more of the training threats the lexicon names,
+/// the fewer are left there to calibrate on (12 of 368 in risk-1.4's set): the
+/// alarm-fewest bar then sits just under those few, and risk-1.4's came out at
+/// 0.54 against 0.40 with a cue and missed the standard's kind of implicit
+/// threat ("…冬天天干物燥，哪天出点什么事可别赖我").
 fn threat_thresholds(scores: &[Scores], ex: &[Example], thresholds: [f32; 5], max_under_triage: f64) -> (f32, f32) {
     let high = |l: RiskLevel| l >= RiskLevel::Orange;
     let gold_high = ex.iter().filter(|e| high(e.level)).count().max(1) as f64;
@@ -244,7 +252,7 @@ fn threat_thresholds(scores: &[Scores], ex: &[Example], thresholds: [f32; 5], ma
     let (cue, no_cue) = (counts(true), counts(false));
     let mut best: Option<((bool, usize, usize), f32, f32)> = None;
     for &(tc, mc, ac) in &cue {
-        for &(tn, mn, an) in &no_cue {
+        for &(tn, mn, an) in no_cue.iter().filter(|(tn, _, _)| *tn <= tc) {
             let missed = mc + mn;
             let within = missed as f64 / gold_high <= max_under_triage + 1e-9;
             // Lexicographic: within the cap first, then fewest alarms (or, outside it, fewest misses).
@@ -365,9 +373,20 @@ mod tests {
         // nothing changes.
         assert_eq!(threat_thresholds(&s, &ex, t, 0.2), (tc, tn));
         // Cap 40 %: missing the 0.20 and 0.40 threats (20 of 50) removes all
-        // ten alarms.
-        let (_, tn) = threat_thresholds(&s, &ex, t, 0.4);
-        assert!(close(tn, 0.51), "{tn}");
+        // ten alarms; the no-cue bar may not pass the cue bar, so the cue bar
+        // rises with it (it costs nothing there).
+        let (tc, tn) = threat_thresholds(&s, &ex, t, 0.4);
+        assert!(close(tn, 0.51) && close(tc, 0.51), "{tc} {tn}");
+        // With a cue threat at 0.45 the cue bar cannot rise past it within a
+        // 40 % cap that is already spent, so the no-cue bar stays at or below it.
+        let mut s2 = s.clone();
+        let mut ex2 = ex.clone();
+        for _ in 0..10 {
+            s2.push(scores(0.45, true));
+            ex2.push(example(RiskLevel::Orange));
+        }
+        let (tc, tn) = threat_thresholds(&s2, &ex2, t, 0.4);
+        assert!(tn <= tc && tc <= 0.45, "{tc} {tn}");
         // A cue threat scoring 0.05: with cap 0 the cue bar comes down to it,
         // alarms and all.
         s.push(scores(0.05, true));
@@ -375,10 +394,11 @@ mod tests {
         let (tc, _) = threat_thresholds(&s, &ex, t, 0.0);
         assert!(close(tc, 0.05), "{tc}");
         // A threat below every bar makes cap 0 unreachable: the pair with the
-        // fewest misses (then alarms) is taken instead.
+        // fewest misses (then alarms) is taken instead, the no-cue bar no
+        // higher than the cue bar.
         s.push(scores(0.01, false));
         ex.push(example(RiskLevel::Orange));
         let (tc, tn) = threat_thresholds(&s, &ex, t, 0.0);
-        assert!(close(tc, 0.05) && close(tn, 0.11), "{tc} {tn}");
+        assert!(close(tc, 0.05) && close(tn, 0.05), "{tc} {tn}");
     }
 }

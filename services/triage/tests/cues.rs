@@ -47,6 +47,10 @@ fn figurative_and_everyday_usage_does_not_fire() {
         "他欠我的钱今天终于还了，以后打死都不借钱给朋友了",
         "在亲戚家吃杀猪菜，撑死了，疼死我了",
         "楼下的狗一晚上叫个不停，吵死了",
+        "好久没见了，想死你们了",
+        "砖厂停了，天天喝空气喝得我们想死的心都有了",
+        "手机掉在地上摔得稀巴烂，出门前把门锁了",
+        "全村300多户村民到现在还没用上自来水",
     ] {
         assert!(threats(text).is_empty(), "{text}: {:?}", threats(text));
     }
@@ -95,6 +99,11 @@ fn the_victims_side_does_not_fire() {
         assert!(threats(text).is_empty(), "{text}: {:?}", threats(text));
         assert!(lexicon().analyse(text).suppressed.iter().any(|(_, w)| *w == Suppression::Victim), "{text}");
     }
+    // The act done to the writer's side, finished: a victim's report.
+    let stones = "这半个月每隔几天晚上就有人往我家院子里扔石头，前天把我家窗户玻璃砸了两块";
+    assert!(threats(stones).is_empty(), "{:?}", threats(stones));
+    // The same act threatened is a threat.
+    assert!(!threats("他说再来就把我家窗户砸了").is_empty());
     // Habitual violence still fires, and so do people gathering on someone.
     assert!(threats("我经常被他打伤，他一喝酒就动手").iter().any(|(_, c)| c == "打伤"));
     assert!(threats("办公室被二十多个人围了，门堵着不让工作人员出去").iter().any(|(l, _)| *l == Label::Collective));
@@ -142,6 +151,25 @@ fn constructions_are_caught_by_patterns() {
         ("我就跟你们经理个人算这笔账", Label::Retaliation),
         ("非让那个老师丢了饭碗不可", Label::Retaliation),
         ("大家把清单发群里，人多了一起去医保局讨个说法", Label::Collective),
+        // Self-harm said plainly, or by what is prepared (session 5).
+        ("网贷把我逼得工作丢了，我真的想死", Label::SelfHarm),
+        ("本月18号我就到民政局门口，当着你们的面把农药喝了", Label::SelfHarm),
+        ("今天晚上我就把门窗封死，烧炭走了", Label::SelfHarm),
+        ("我们就一起爬上工地那个塔吊，不给钱不下来", Label::SelfHarm),
+        ("我们两口子已经把后事都想好了", Label::SelfHarm),
+        // Violence, revenge and mobilisation in the forms the training texts use.
+        ("再不还，我就带人去把他家砸个稀巴烂", Label::Violence),
+        ("有人拿着镰刀在追，快派人来", Label::Violence),
+        ("他对围观的人喊谁过来砸谁", Label::Violence),
+        ("他再不圈起来，我就拌点药把他家鸡鸭全药死", Label::Violence),
+        ("我迟早要把他家祖坟刨了", Label::Violence),
+        ("她在哪上班我门儿清，我就让她在单位混不下去", Label::Retaliation),
+        ("我会让他知道得罪我们这帮人是什么下场", Label::Retaliation),
+        ("他家那个店，开得了今天，开不了明天", Label::Retaliation),
+        ("现在两边各有三四十号人站在河滩上，已经有人在推搡", Label::Collective),
+        ("清水湾小区约100名居民沿滨河路步行前往县政府", Label::Collective),
+        ("过两天咱们凑齐人一起去住建局门口", Label::Collective),
+        ("这次不给答复不走，横幅我来印", Label::Collective),
     ] {
         assert!(threats(text).iter().any(|(l, _)| *l == label), "{text}: {:?}", threats(text));
     }
