@@ -103,6 +103,12 @@ fn vague_warnings_are_yellow_unless_an_act_is_named() {
         assert!(!flagged(&vague).iter().any(|l| l.is_threat()), "{text}: {:?}", flagged(&vague));
         assert!(vague.evidence.iter().any(|e| e.kind == triage_risk::CueKind::VagueWarning), "{text}");
     }
+    // Despair names no act either; with one named it is a threat.
+    let despair = triage().judge("拆迁款被村里扣了两年，老母亲住在漏雨的棚子里，你们这是不给我活路，我被逼得没路走了。").unwrap();
+    assert!(despair.level <= RiskLevel::Yellow && !flagged(&despair).contains(&Label::SelfHarm), "{:?} {:?}", despair.level, flagged(&despair));
+    assert!(despair.evidence.iter().any(|e| e.kind == triage_risk::CueKind::VagueWarning), "{:?}", despair.evidence);
+    let jump = triage().judge("我真的崩溃了，再不给钱我就从厂房顶上跳下去。").unwrap();
+    assert!(jump.level >= RiskLevel::Orange && flagged(&jump).contains(&Label::SelfHarm), "{:?} {:?}", jump.level, flagged(&jump));
     let act = triage().judge("物业把我的车位租给别人，协商五次都没用，别逼我，再不还我就把他们办公室砸了。").unwrap();
     assert!(act.level >= RiskLevel::Orange, "{:?} {:?}", act.level, flagged(&act));
     assert!(flagged(&act).contains(&Label::Violence), "{:?}", flagged(&act));
