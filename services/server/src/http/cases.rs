@@ -13,7 +13,7 @@ use triage_proto::{
 
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
-use super::pipeline::{check_case_id, check_text, parse_labels, parse_level, parse_time};
+use super::pipeline::{check_case_id, check_text, parse_labels, parse_level, parse_time, Filing};
 use super::AppState;
 
 const DEFAULT_TOP_K: usize = 10;
@@ -48,8 +48,8 @@ pub async fn put_case(State(state): State<Arc<AppState>>, JsonBody(req): JsonBod
     let ctx = state.context(req.context.as_ref(), None)?;
     let j = state.judge(vec![req.text.clone()]).await?.remove(0);
     let a = state.assess(&j, Some(&req.case_id), &ctx).await?;
-    let judged = labels.is_none() || level.is_none();
-    let rec = state.record(&req.case_id, &req.text, &j, labels.unwrap_or(a.flagged), level.unwrap_or(a.level), &ctx, judged);
+    let filing = Filing { by_model: labels.is_none() || level.is_none(), labels: labels.unwrap_or(a.flagged), level: level.unwrap_or(a.level) };
+    let rec = state.record(&req.case_id, &req.text, &j, filing, &ctx);
     state.store.upsert(vec![rec.clone()]).await?;
     Ok(Json(wire(CaseRecord { vector: Vec::new(), ..rec })))
 }

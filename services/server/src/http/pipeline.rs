@@ -159,16 +159,16 @@ impl AppState {
         Ok(Assessment { level, escalations, similar, flagged })
     }
 
-    pub fn record(&self, case_id: &str, text: &str, j: &Judgement, labels: Vec<Label>, level: RiskLevel, ctx: &Context, judged: bool) -> CaseRecord {
+    pub fn record(&self, case_id: &str, text: &str, j: &Judgement, filing: Filing, ctx: &Context) -> CaseRecord {
         CaseRecord {
             case_id: case_id.to_string(),
             text: self.store_text.then(|| text.to_string()),
-            labels,
-            level,
+            labels: filing.labels,
+            level: filing.level,
             district: ctx.district.clone(),
             reporter_hash: ctx.reporter_hash.clone(),
             received_at: ctx.workflow.received_at,
-            model_version: judged.then(|| j.model_version.clone()),
+            model_version: filing.by_model.then(|| j.model_version.clone()),
             indexed_at: Timestamp::now().unix(),
             vector: j.embedding.clone(),
         }
@@ -177,6 +177,22 @@ impl AppState {
 
 fn past(h: &Hit) -> PastCase {
     PastCase { case_id: h.case.case_id.clone(), score: h.score, level: h.case.level, received_at: h.case.received_at }
+}
+
+/// What a stored case is filed under: the model's labels and level (after
+/// escalation), or people's decisions when the platform sends them.
+pub struct Filing {
+    pub labels: Vec<Label>,
+    pub level: RiskLevel,
+    /// The model's judgement stands in for at least one of the two, so the
+    /// record carries the model version.
+    pub by_model: bool,
+}
+
+impl Filing {
+    pub fn by_model(a: &Assessment) -> Self {
+        Self { labels: a.flagged.clone(), level: a.level, by_model: true }
+    }
 }
 
 pub struct Assessment {
