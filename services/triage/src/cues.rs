@@ -45,7 +45,8 @@ pub struct CueReport {
     /// makes "到时候别怪我把机器拆了" a threat, the warning tied to an act.
     pub warning_with_act: usize,
     /// Threat cues stated as the writer's own intent ("我要报复社会", "我就去把
-    /// 他车砸了"): a first-person intent marker earlier in the same clause.
+    /// 他车砸了") or as the consequence of a condition ("再不放水，我们全组人就去
+    /// 把闸给扒了"): an intent marker earlier in the same clause.
     pub intent_with_act: usize,
 }
 
@@ -322,12 +323,11 @@ impl CueLexicon {
         let completed = text[h.end..c1].chars().take(3).any(|c| c == '了' || c == '过');
         let settled = in_range(Pattern::Habitual, c0, c1).next().is_none() && in_range(Pattern::Future, c0, c1).next().is_none();
         // The victim's side (labels.md: a past, finished assault reported only to
-        // ask for compensation is not violence): 被 or 遭到 shortly before a
-        // completed act of violence (被人打伤了, 订单被砍了一半; 把我家玻璃砸了:
-        // the act done to the writer's side), or 被 / a fear
-        // word before revenge (怕被他们报复: the writer fears reprisal, threatens
-        // none). Habitual violence (经常被他打伤) and collective cues (办公室被
-        // 二十多个人围了: people are gathering) are left to fire.
+        // ask for compensation is not violence): 被, 遭到 or 把我 shortly before
+        // a completed act of violence (被人打伤了, 订单被砍了一半, 把我家玻璃砸了),
+        // or 被 / a fear word before revenge (怕被他们报复: the writer fears
+        // reprisal and threatens none). Habitual violence (经常被他打伤) and
+        // collective cues (办公室被二十多个人围了: people are gathering) still fire.
         let label = match self.patterns[h.pattern].1 {
             Pattern::Cue(label, _) => label,
             _ => None,
