@@ -223,7 +223,7 @@ fn calibrate(scores: &[Scores], ex: &[Example], cfg: &TrainConfig) -> ([f32; 5],
 /// The bar without a cue is never above the bar with one. Texts without a cue
 /// are where threats worded unlike the lexicon land (other writers'
 /// implicit threats), and the more of the training threats the lexicon names,
-/// the fewer are left there to calibrate on (12 of 368 in risk-1.4's set): the
+/// the fewer are left there to calibrate on (12 of 371 in risk-1.4's set): the
 /// alarm-fewest bar then sits just under those few, and risk-1.4's came out at
 /// 0.54 against 0.40 with a cue and missed the standard's kind of implicit
 /// threat ("…冬天天干物燥，哪天出点什么事可别赖我").
