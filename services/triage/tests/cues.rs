@@ -123,7 +123,8 @@ fn an_act_stated_as_intent_or_consequence_is_marked() {
     ] {
         assert!(lex.analyse(text).intent_with_act > 0, "{text}: {:?}", lex.analyse(text).evidence);
     }
-    for text in ["听说隔壁村有人要报复社会", "我要求严惩打人的凶手，他把我砸伤了"] {
+    assert!(lex.analyse("我也不知道自己会干出什么事来").intent_with_act > 0);
+    for text in ["听说隔壁村有人要报复社会", "我要求严惩打人的凶手，他把我砸伤了", "我什么也没说他就动手了"] {
         assert_eq!(lex.analyse(text).intent_with_act, 0, "{text}");
     }
 }

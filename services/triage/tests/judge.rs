@@ -158,7 +158,7 @@ fn the_standards_examples_are_judged_as_it_says() {
     }
     let act = triage().judge("再不给钱，到时候别怪我把机器拆了").unwrap();
     assert!(act.level >= RiskLevel::Orange && flagged(&act).contains(&Label::Violence), "{:?} {:?}", act.level, flagged(&act));
-    for text in ["这事不解决，我就报复社会", "我要报复社会"] {
+    for text in ["这事不解决，我就报复社会", "我要报复社会", "我什么事都做得出来"] {
         let j = triage().judge(text).unwrap();
         assert!(j.level >= RiskLevel::Orange && flagged(&j).contains(&Label::Retaliation), "{text}: {:?} {:?}", j.level, flagged(&j));
     }
