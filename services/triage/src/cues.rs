@@ -243,7 +243,7 @@ impl CueLexicon {
                 }
                 continue;
             }
-            match self.suppression(text, h, kind, &figurative, &hits) {
+            match self.suppression(text, h, label, kind, &figurative, &hits) {
                 Some(why) => report.suppressed.push((ev, why)),
                 None => report.evidence.push(ev),
             }
@@ -282,7 +282,7 @@ impl CueLexicon {
         report
     }
 
-    fn suppression(&self, text: &str, h: &Hit, kind: CueKind, figurative: &[&Hit], hits: &[Hit]) -> Option<Suppression> {
+    fn suppression(&self, text: &str, h: &Hit, label: Option<Label>, kind: CueKind, figurative: &[&Hit], hits: &[Hit]) -> Option<Suppression> {
         if kind == CueKind::Topic {
             return None;
         }
@@ -310,8 +310,7 @@ impl CueLexicon {
             if in_warning {
                 continue;
             }
-            let between = &text[n.end..h.start];
-            if between.chars().count() <= 4 && !CONSEQUENCE.iter().any(|c| between.contains(c)) {
+            if governs(text, n.end, h.start, 4) {
                 return Some(Suppression::Negated);
             }
         }
@@ -328,16 +327,11 @@ impl CueLexicon {
         // or 被 / a fear word before revenge (怕被他们报复: the writer fears
         // reprisal and threatens none). Habitual violence (经常被他打伤) and
         // collective cues (办公室被二十多个人围了: people are gathering) still fire.
-        let label = match self.patterns[h.pattern].1 {
-            Pattern::Cue(label, _) => label,
-            _ => None,
-        };
         let near = |p: Pattern| {
             // 被 in 被申请人 (the respondent), 被告 or 被子 is no passive.
-            in_range(p, c0, h.start).filter(|n| !(p == Pattern::Passive && NOT_PASSIVE.iter().any(|w| text[n.end..].starts_with(w)))).any(|n| {
-                let between = &text[n.end..h.start];
-                between.chars().count() <= 6 && !CONSEQUENCE.iter().any(|c| between.contains(c))
-            })
+            in_range(p, c0, h.start)
+                .filter(|n| !(p == Pattern::Passive && NOT_PASSIVE.iter().any(|w| text[n.end..].starts_with(w))))
+                .any(|n| governs(text, n.end, h.start, 6))
         };
         let finished = completed || ["了", "伤", "死", "残", "断"].iter().any(|e| text[h.start..h.end].ends_with(e));
         match label {
@@ -385,6 +379,14 @@ const CLAUSE_END: &[char] = &['，', ',', '。', '！', '!', '？', '?', '；', 
 const SENTENCE_END: &[char] = &['。', '！', '!', '？', '?', '\n'];
 const NOT_PASSIVE: &[&str] = &["申请人", "告", "执行人", "子", "褥", "保险人", "监护人", "继承人", "扶养人", "赡养人", "征收人", "害人"];
 const CONSEQUENCE: &[&str] = &["就", "便", "才", "的话", "我要", "我会"];
+
+/// Whether a context word ending at `marker_end` bears on the cue starting at
+/// `cue_start`: at most `max_chars` characters between them, and no
+/// consequence marker among them ("不给钱我就跳楼": 就 starts a new act).
+fn governs(text: &str, marker_end: usize, cue_start: usize, max_chars: usize) -> bool {
+    let between = &text[marker_end..cue_start];
+    between.chars().count() <= max_chars && !CONSEQUENCE.iter().any(|c| between.contains(c))
+}
 
 /// For each char of `text`, the index of the clause or sentence (split at
 /// `ends`) that holds it.

@@ -32,10 +32,6 @@ pub const FEATURE_NAMES: &[&str] = &[
     "threat_and_specific",
 ];
 
-/// Position of `threat_any` counted from the end of a feature row
-/// (embedding first, then these features).
-pub const THREAT_ANY_FROM_END: usize = 2;
-
 /// Position of a feature in `FEATURE_NAMES`, found at compile time, so a
 /// renamed or reordered feature cannot leave a stale hand-counted index.
 const fn position(name: &str) -> usize {
@@ -60,6 +56,7 @@ const VAGUE_WARNING: usize = position("vague_warning");
 const WITHDRAWN: usize = position("withdrawn");
 const WARNING_WITH_ACT: usize = position("warning_with_act");
 const INTENT_WITH_ACT: usize = position("intent_with_act");
+const THREAT_ANY: usize = position("threat_any");
 
 /// Whether the cue feature at `index` (of `FEATURE_NAMES`) is non-zero in a
 /// feature row; the cue features are the last `FEATURE_NAMES.len()` values.
@@ -69,7 +66,7 @@ fn fired(row: &[f32], index: usize) -> bool {
 
 /// Whether a feature row has at least one fired threat cue.
 pub fn has_threat_cue(row: &[f32]) -> bool {
-    row.len() >= THREAT_ANY_FROM_END && row[row.len() - THREAT_ANY_FROM_END] > 0.0
+    fired(row, THREAT_ANY)
 }
 
 /// Which threat labels (violence, retaliation, self_harm, collective) have a
@@ -158,7 +155,7 @@ mod tests {
 
     #[test]
     fn threat_any_is_found_from_the_end_of_a_row() {
-        assert_eq!(FEATURE_NAMES[FEATURE_NAMES.len() - THREAT_ANY_FROM_END], "threat_any");
+        assert_eq!(FEATURE_NAMES[THREAT_ANY], "threat_any");
         assert!(has_threat_cue(&row("我要弄死他")));
         assert!(!has_threat_cue(&row("咨询社保缴费")));
     }
