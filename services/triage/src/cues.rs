@@ -256,7 +256,10 @@ impl CueLexicon {
             .map(|e| e.end)
             .max()
             .unwrap_or(0);
-        report.withdrawn = of(Pattern::Withdrawn).filter(|h| char_at(h.start) >= last_threat).count();
+        // "这不是气话" denies the withdrawal that "是气话" would state.
+        report.withdrawn = of(Pattern::Withdrawn)
+            .filter(|h| char_at(h.start) >= last_threat && !text[..h.start].ends_with('不'))
+            .count();
         let sentence_of = segment_ids(text, SENTENCE_END);
         let sentence = |i: usize| sentence_of.get(i).copied();
         report.warning_with_act = report

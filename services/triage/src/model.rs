@@ -203,6 +203,15 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
     for i in 0..5 {
         flagged[i] = s.labels[i] >= thresholds[i];
     }
+    // Self-harm is about the writer's own body: where the text's threat cues
+    // all name other labels ("刀我已经揣身上了，我现在就去他家"), a self-harm
+    // score without a self-harm cue of its own is the shared threat tone, not
+    // a second threat (left out of fold by writer: 0 right, 5 wrong).
+    let own_cue = |l: Label| s.cue_labels.get(l.index()).copied().unwrap_or(false);
+    let other_cue = Label::ALL.iter().any(|&l| l.is_threat() && l != Label::SelfHarm && own_cue(l));
+    if other_cue && !own_cue(Label::SelfHarm) {
+        flagged[Label::SelfHarm.index()] = false;
+    }
     let threat_flagged = Label::ALL.iter().any(|l| l.is_threat() && flagged[l.index()]);
     let threat = judged_threat(&s, threat_flagged, t);
     let mut forced_label = None;
@@ -300,6 +309,24 @@ mod tests {
         let d = decide(Scores { cue_labels: [false, true, false, false], ..s }, [0.5; 5], t);
         assert_eq!(d.forced_label, Some(Label::Retaliation));
         assert!(d.flagged[Label::Retaliation.index()] && !d.flagged[Label::SelfHarm.index()]);
+    }
+
+    #[test]
+    fn self_harm_needs_its_own_cue_where_other_threat_cues_fired() {
+        let t = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
+        let s = Scores { labels: [0.9, 0.8, 0.7, 0.1, 0.2], ..sure_threat() };
+        // Only violence's cue fired: the self-harm score is the threat's tone.
+        let d = decide(Scores { cue_labels: [true, false, false, false], ..s }, [0.5; 5], t);
+        assert!(d.flagged[Label::Violence.index()] && !d.flagged[Label::SelfHarm.index()], "{:?}", d.flagged);
+        // With its own cue, or with no cue at all, the head decides.
+        let d = decide(Scores { cue_labels: [true, false, true, false], ..s }, [0.5; 5], t);
+        assert!(d.flagged[Label::SelfHarm.index()]);
+        assert!(decide(s, [0.5; 5], t).flagged[Label::SelfHarm.index()]);
+        // A text whose only flagged threat label was self-harm stays a threat
+        // when the threat head says so, named after the cue that fired.
+        let lone = Scores { labels: [0.1, 0.1, 0.7, 0.1, 0.2], cue_labels: [false, true, false, false], ..sure_threat() };
+        let d = decide(lone, [0.5; 5], t);
+        assert_eq!((d.level, d.forced_label), (RiskLevel::Red, Some(Label::Retaliation)));
     }
 
     #[test]

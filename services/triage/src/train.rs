@@ -23,8 +23,9 @@ pub enum CvSplit {
 
 impl CvSplit {
     /// How the folds are drawn, in words (for `triage train`'s summary).
-    pub fn describe(self, k: usize) -> String {
+    pub fn describe(self, k: usize, repeats: usize) -> String {
         match self {
+            CvSplit::Random if repeats > 1 => format!("{k} random folds, {repeats} draws averaged"),
             CvSplit::Random => format!("{k} random folds"),
             CvSplit::IdPrefix => "one fold per id prefix".to_string(),
             CvSplit::Source => "one fold per source".to_string(),
@@ -69,17 +70,27 @@ pub struct TrainConfig {
     /// the model has not seen (EVALUATION.md), hence 1 % for the 5 % the
     /// service must keep.
     pub max_under_triage: f64,
-    /// Cost of a gold red predicted orange, relative to an orange predicted red.
-    /// At 2 the out-of-fold cost curve was flat from a red bar of 0.19 to 0.33,
-    /// and a small feature change moved the bar across it (red recall 0.973 →
-    /// 0.938 on random folds); at 3 its minimum is narrow (0.18–0.24) and
-    /// stayed put.
-    pub missed_red_cost: f64,
+    /// The most of the gold red texts (out of fold) the red bar may leave at
+    /// orange; within it the bar is as high as it goes, so as few orange texts
+    /// as can be are called red. Until risk-1.5 the bar minimised a cost (a
+    /// missed red three times an orange called red), but that cost curve is
+    /// flat from 0.18 to 0.36 and averaging the repeated draws moved its
+    /// minimum from 0.19 to 0.26, where red recall by writers unseen fell to
+    /// 0.918; a floor on red recall names the point the service is held to,
+    /// as `max_under_triage` does for the threat bars.
+    pub max_missed_red: f64,
+    /// Random cross-validation is repeated this many times (fold seeds seed,
+    /// seed + 1, …) and each text's out-of-fold scores averaged before the
+    /// bars are calibrated. The threat bars sit where the last few training
+    /// threats fall, so one fold draw's noise in those few scores moved them
+    /// by 0.1 between near-identical feature sets (risk-1.5's first run:
+    /// 0.29 against risk-1.4's 0.39). Grouped splits have one draw only.
+    pub cv_repeats: usize,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { seed: 20261129, folds: 5, split: CvSplit::Random, logreg: LogRegConfig::default(), max_under_triage: 0.01, missed_red_cost: 3.0 }
+        Self { seed: 20261129, folds: 5, split: CvSplit::Random, logreg: LogRegConfig::default(), max_under_triage: 0.01, max_missed_red: 0.03, cv_repeats: 3 }
     }
 }
 
@@ -183,7 +194,7 @@ fn calibrate(scores: &[Scores], ex: &[Example], cfg: &TrainConfig) -> ([f32; 5],
     }
     let high = |l: RiskLevel| l >= RiskLevel::Orange;
     let (t_threat, t_nocue) = threat_thresholds(scores, ex, thresholds, cfg.max_under_triage);
-    let best = |gold_high: bool, pos: RiskLevel, neg: RiskLevel, miss_cost: f64| {
+    let best = |gold_high: bool, pos: RiskLevel, neg: RiskLevel| {
         grid()
             .min_by(|&a, &b| {
                 let cost = |t: f32| {
@@ -194,7 +205,7 @@ fn calibrate(scores: &[Scores], ex: &[Example], cfg: &TrainConfig) -> ([f32; 5],
                         .map(|(s, e)| {
                             let p = if gold_high { s.red } else { s.yellow } >= t;
                             match (e.level == pos, p) {
-                                (true, false) => miss_cost,
+                                (true, false) => 1.0,
                                 (false, true) if e.level == neg => 1.0,
                                 _ => 0.0,
                             }
@@ -205,9 +216,18 @@ fn calibrate(scores: &[Scores], ex: &[Example], cfg: &TrainConfig) -> ([f32; 5],
             })
             .unwrap_or(0.5)
     };
-    let t_red = best(true, RiskLevel::Red, RiskLevel::Orange, cfg.missed_red_cost);
-    let t_yellow = best(false, RiskLevel::Yellow, RiskLevel::Blue, 1.0);
+    let t_red = red_threshold(scores, ex, cfg.max_missed_red);
+    let t_yellow = best(false, RiskLevel::Yellow, RiskLevel::Blue);
     (thresholds, LevelThresholds { threat: t_threat, threat_without_cue: t_nocue, red: t_red, yellow: t_yellow })
+}
+
+/// The red bar: the highest on the grid that leaves at most `max_missed` of
+/// the gold red texts below it (the lowest if none does).
+fn red_threshold(scores: &[Scores], ex: &[Example], max_missed: f64) -> f32 {
+    let reds: Vec<f32> = scores.iter().zip(ex).filter(|(_, e)| e.level == RiskLevel::Red).map(|(s, _)| s.red).collect();
+    let total = reds.len().max(1) as f64;
+    let within = |t: f32| reds.iter().filter(|&&r| r < t).count() as f64 / total <= max_missed + 1e-9;
+    grid().filter(|&t| within(t)).last().unwrap_or(0.05)
 }
 
 /// The threat thresholds for texts with and without a threat cue, chosen
@@ -265,18 +285,34 @@ fn threat_thresholds(scores: &[Scores], ex: &[Example], thresholds: [f32; 5], ma
     best.map_or((0.5, 0.5), |(_, tc, tn)| (tc, tn))
 }
 
+/// The mean of one text's out-of-fold scores over the repeated draws (the
+/// cue flags are the text's own and the same in every draw).
+fn mean_scores(draws: &[Scores]) -> Scores {
+    let first = *draws.first().expect("every row is held out once per draw");
+    let k = draws.len() as f32;
+    let mean = |f: fn(&Scores) -> f32| draws.iter().map(f).sum::<f32>() / k;
+    let mut labels = [0f32; 5];
+    for (j, l) in labels.iter_mut().enumerate() {
+        *l = draws.iter().map(|s| s.labels[j]).sum::<f32>() / k;
+    }
+    Scores { labels, threat: mean(|s| s.threat), red: mean(|s| s.red), yellow: mean(|s| s.yellow), ..first }
+}
+
 /// Cross-validates, calibrates, then fits the final heads on all rows.
 pub fn train(rows: &[Vec<f32>], ex: &[Example], cfg: &TrainConfig) -> TrainOutput {
     assert_eq!(rows.len(), ex.len());
     let n = rows.len();
-    let mut oof_scores: Vec<Option<Scores>> = vec![None; n];
-    for (train_idx, held) in cfg.split.folds(ex, cfg.folds, cfg.seed) {
-        let heads = fit(rows, ex, &train_idx, cfg);
-        for &i in &held {
-            oof_scores[i] = Some(heads.scores(&rows[i]));
+    let repeats = if cfg.split == CvSplit::Random { cfg.cv_repeats.max(1) } else { 1 };
+    let mut draws: Vec<Vec<Scores>> = vec![Vec::with_capacity(repeats); n];
+    for r in 0..repeats {
+        for (train_idx, held) in cfg.split.folds(ex, cfg.folds, cfg.seed + r as u64) {
+            let heads = fit(rows, ex, &train_idx, cfg);
+            for &i in &held {
+                draws[i].push(heads.scores(&rows[i]));
+            }
         }
     }
-    let oof_scores: Vec<Scores> = oof_scores.into_iter().map(|s| s.expect("every row is held out once")).collect();
+    let oof_scores: Vec<Scores> = draws.iter().map(|d| mean_scores(d)).collect();
     let (thresholds, lt) = calibrate(&oof_scores, ex, cfg);
     let oof = oof_scores.iter().map(|&s| decide(s, thresholds, lt)).collect();
 
@@ -338,6 +374,43 @@ mod tests {
 
     fn scores(threat: f32, threat_cue: bool) -> Scores {
         Scores { threat_cue, vague_warning_only: false, withdrawn: false, cue_labels: [false; 4], warning_with_act: false, intent_with_act: false, labels: [0.0; 5], threat, red: 0.0, yellow: 0.0 }
+    }
+
+    #[test]
+    fn the_red_bar_is_the_highest_that_keeps_red_recall_within_the_cap() {
+        // 20 gold red at 0.10, 0.20, …, (two at each), 10 orange at 0.90.
+        let mut s = Vec::new();
+        let mut ex = Vec::new();
+        for k in 0..20 {
+            s.push(Scores { red: 0.1 * (1 + k / 2) as f32, ..scores(0.9, true) });
+            ex.push(example(RiskLevel::Red));
+        }
+        for _ in 0..10 {
+            s.push(Scores { red: 0.9, ..scores(0.9, true) });
+            ex.push(example(RiskLevel::Orange));
+        }
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
+        // Cap 0: every red kept, so the bar sits at the lowest red score.
+        assert!(close(red_threshold(&s, &ex, 0.0), 0.10), "{}", red_threshold(&s, &ex, 0.0));
+        // Cap 10 %: two reds may fall below, so the bar rises to the next score.
+        assert!(close(red_threshold(&s, &ex, 0.1), 0.20), "{}", red_threshold(&s, &ex, 0.1));
+        // The oranges never pull the bar down.
+        assert!(close(red_threshold(&s[..20], &ex[..20], 0.1), 0.20));
+    }
+
+    #[test]
+    fn repeated_draws_are_averaged_score_by_score_and_keep_the_texts_flags() {
+        let a = Scores { labels: [0.2, 0.4, 0.0, 0.0, 1.0], red: 0.3, yellow: 0.1, cue_labels: [true, false, false, false], ..scores(0.6, true) };
+        let b = Scores { labels: [0.4, 0.0, 0.2, 0.0, 0.0], red: 0.1, yellow: 0.5, ..a };
+        let m = mean_scores(&[a, Scores { threat: 0.2, ..b }]);
+        let close = |x: f32, y: f32| (x - y).abs() < 1e-6;
+        assert!(close(m.threat, 0.4) && close(m.red, 0.2) && close(m.yellow, 0.3), "{m:?}");
+        for (got, want) in m.labels.iter().zip([0.3, 0.2, 0.1, 0.0, 0.5]) {
+            assert!(close(*got, want), "{:?}", m.labels);
+        }
+        assert!(m.threat_cue && m.cue_labels[0]);
+        // One draw is that draw.
+        assert_eq!(format!("{:?}", mean_scores(&[a])), format!("{a:?}"));
     }
 
     #[test]

