@@ -14,6 +14,10 @@ pub struct JudgeArgs {
     /// Input file, or - for stdin ({"id","text"} JSON Lines or plain lines).
     #[arg(default_value = "-")]
     pub input: String,
+    /// Also write each text's raw decision (head scores, bars, which decision
+    /// rules applied) under "decision", for error analysis; not part of the wire answer.
+    #[arg(long)]
+    pub scores: bool,
     #[command(flatten)]
     pub risk: risk::RiskModelArgs,
     #[command(flatten)]
@@ -27,6 +31,7 @@ pub fn run(args: JudgeArgs) -> anyhow::Result<ExitCode> {
     for item in open_input(&args.input)? {
         let item = item?;
         let rec = match triage.judge(&item.text) {
+            Ok(j) if args.scores => json!({"id": item.id, "result": j, "decision": j.decision}),
             Ok(j) => json!({"id": item.id, "result": j}),
             Err(e) => {
                 failed += 1;
