@@ -29,11 +29,14 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` / `cargo test --benches` probes
     }
-    let data = PathBuf::from(std::env::var("TRIAGE_DATA").unwrap_or_else(|_| "../../../shared/data".into()));
+    // cargo runs benches in the package directory; relative paths (TRIAGE_DATA,
+    // TRIAGE_LEXICON) are read from the workspace root, as the commands are typed there.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let data = root.join(std::env::var("TRIAGE_DATA").unwrap_or_else(|_| "../shared/data".into()));
     let t0 = Instant::now();
     // TRIAGE_LEXICON=FILE times another lexicon (an older one, to compare).
     let lex = match std::env::var("TRIAGE_LEXICON") {
-        Ok(file) => CueLexicon::from_toml(&std::fs::read_to_string(file).expect("lexicon file")).expect("lexicon"),
+        Ok(file) => CueLexicon::from_toml(&std::fs::read_to_string(root.join(file)).expect("lexicon file")).expect("lexicon"),
         Err(_) => CueLexicon::builtin().expect("built-in lexicon"),
     };
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
