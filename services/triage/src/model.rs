@@ -203,14 +203,22 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
     for i in 0..5 {
         flagged[i] = s.labels[i] >= thresholds[i];
     }
-    // Self-harm is about the writer's own body: where the text's threat cues
-    // all name other labels ("刀我已经揣身上了，我现在就去他家"), a self-harm
-    // score without a self-harm cue of its own is the shared threat tone, not
-    // a second threat (left out of fold by writer: 0 right, 5 wrong).
+    // Harm to oneself and harm to others are different threats. Where the
+    // text's threat cues all name other labels ("刀我已经揣身上了，我现在就去他家"),
+    // a self-harm score without a self-harm cue of its own is the shared
+    // threat tone, not a second threat (left out of fold by writer: 0 right,
+    // 5 wrong). The other way round too: where the only threat cues are
+    // self-harm ("今天不给说法就点了自己", 以死相逼 is leverage, not an attack),
+    // violence and retaliation need cues of their own (0 right, 6 wrong).
     let own_cue = |l: Label| s.cue_labels.get(l.index()).copied().unwrap_or(false);
     let other_cue = Label::ALL.iter().any(|&l| l.is_threat() && l != Label::SelfHarm && own_cue(l));
     if other_cue && !own_cue(Label::SelfHarm) {
         flagged[Label::SelfHarm.index()] = false;
+    }
+    if own_cue(Label::SelfHarm) && !other_cue {
+        for l in [Label::Violence, Label::Retaliation] {
+            flagged[l.index()] = false;
+        }
     }
     let threat_flagged = Label::ALL.iter().any(|l| l.is_threat() && flagged[l.index()]);
     let threat = judged_threat(&s, threat_flagged, t);
@@ -312,7 +320,7 @@ mod tests {
     }
 
     #[test]
-    fn self_harm_needs_its_own_cue_where_other_threat_cues_fired() {
+    fn harm_to_oneself_and_to_others_each_need_their_own_cue_where_the_other_fired() {
         let t = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
         let s = Scores { labels: [0.9, 0.8, 0.7, 0.1, 0.2], ..sure_threat() };
         // Only violence's cue fired: the self-harm score is the threat's tone.
@@ -322,6 +330,9 @@ mod tests {
         let d = decide(Scores { cue_labels: [true, false, true, false], ..s }, [0.5; 5], t);
         assert!(d.flagged[Label::SelfHarm.index()]);
         assert!(decide(s, [0.5; 5], t).flagged[Label::SelfHarm.index()]);
+        // Only a self-harm cue fired: violence and retaliation need their own.
+        let d = decide(Scores { cue_labels: [false, false, true, false], ..s }, [0.5; 5], t);
+        assert_eq!(d.flagged[..3], [false, false, true], "{:?}", d.flagged);
         // A text whose only flagged threat label was self-harm stays a threat
         // when the threat head says so, named after the cue that fired.
         let lone = Scores { labels: [0.1, 0.1, 0.7, 0.1, 0.2], cue_labels: [false, true, false, false], ..sure_threat() };
