@@ -192,33 +192,23 @@ fn calibrate(scores: &[Scores], ex: &[Example], cfg: &TrainConfig) -> ([f32; 5],
             })
             .unwrap_or(0.5);
     }
-    let high = |l: RiskLevel| l >= RiskLevel::Orange;
     let (t_threat, t_nocue) = threat_thresholds(scores, ex, thresholds, cfg.max_under_triage);
-    let best = |gold_high: bool, pos: RiskLevel, neg: RiskLevel| {
-        grid()
-            .min_by(|&a, &b| {
-                let cost = |t: f32| {
-                    scores
-                        .iter()
-                        .zip(ex)
-                        .filter(|(_, e)| high(e.level) == gold_high)
-                        .map(|(s, e)| {
-                            let p = if gold_high { s.red } else { s.yellow } >= t;
-                            match (e.level == pos, p) {
-                                (true, false) => 1.0,
-                                (false, true) if e.level == neg => 1.0,
-                                _ => 0.0,
-                            }
-                        })
-                        .sum::<f64>()
-                };
-                cost(a).total_cmp(&cost(b))
-            })
-            .unwrap_or(0.5)
-    };
     let t_red = red_threshold(scores, ex, cfg.max_missed_red);
-    let t_yellow = best(false, RiskLevel::Yellow, RiskLevel::Blue);
+    let t_yellow = yellow_threshold(scores, ex);
     (thresholds, LevelThresholds { threat: t_threat, threat_without_cue: t_nocue, red: t_red, yellow: t_yellow })
+}
+
+/// The yellow bar, among texts that are no threat: the fewest errors between
+/// yellow and blue (ties to the lowest bar).
+fn yellow_threshold(scores: &[Scores], ex: &[Example]) -> f32 {
+    let errors = |t: f32| {
+        scores
+            .iter()
+            .zip(ex)
+            .filter(|(s, e)| e.level <= RiskLevel::Yellow && (s.yellow >= t) != (e.level == RiskLevel::Yellow))
+            .count()
+    };
+    grid().min_by_key(|&t| errors(t)).unwrap_or(0.5)
 }
 
 /// The red bar: the highest on the grid that leaves at most `max_missed` of
