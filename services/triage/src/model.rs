@@ -251,7 +251,9 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
         for l in Label::ALL.into_iter().filter(|l| l.is_threat()) {
             flagged[l.index()] = false;
         }
-        if s.yellow >= t.yellow {
+        // labels.md: vague warnings with no act named (别逼我, 你等着瞧, 后果自负)
+        // are yellow, and so is strong emotion; a withdrawal still makes it blue.
+        if s.yellow >= t.yellow || (s.vague_warning_only && !s.withdrawn) {
             RiskLevel::Yellow
         } else {
             RiskLevel::Blue
@@ -306,6 +308,11 @@ mod tests {
         let d = decide(Scores { vague_warning_only: true, ..s }, thresholds, t);
         assert_eq!(d.level, RiskLevel::Yellow);
         assert!(!d.flagged[..4].iter().any(|&f| f), "no threat label below orange: {:?}", d.flagged);
+        // Yellow even where the yellow head leans blue; blue once withdrawn.
+        let d = decide(Scores { vague_warning_only: true, yellow: 0.1, ..s }, thresholds, t);
+        assert_eq!(d.level, RiskLevel::Yellow);
+        let d = decide(Scores { vague_warning_only: true, yellow: 0.1, withdrawn: true, ..s }, thresholds, t);
+        assert_eq!(d.level, RiskLevel::Blue);
     }
 
     #[test]

@@ -55,6 +55,9 @@ fn figurative_and_everyday_usage_does_not_fire() {
         "我妈每天按时吃药，血压一直稳定",
         "他吃了药就睡了，第二天好多了",
         "至今仍有52户没分到安置房",
+        // The writer's own ruin is no threat; 等着瞧 alone is a vague warning.
+        "那个骗子让我倾家荡产",
+        "你等着瞧",
     ] {
         assert!(threats(text).is_empty(), "{text}: {:?}", threats(text));
     }
@@ -187,6 +190,8 @@ fn constructions_are_caught_by_patterns() {
         ("钱不退，我让他家这个年都过不安生", Label::Retaliation),
         ("他不让我过好年，我就让他这个年也过不成", Label::Retaliation),
         ("他骗了我这么多钱，让他吃不了兜着走", Label::Retaliation),
+        ("我要让这个黑心中介身败名裂", Label::Retaliation),
+        ("他怎么对我，我就怎么对他", Label::Retaliation),
         ("安眠药我已经攒了两个月了", Label::SelfHarm),
         ("要是连房子也没了，我也没脸活下去了", Label::SelfHarm),
         ("老人揣着一瓶敌敌畏去了村委会", Label::SelfHarm),

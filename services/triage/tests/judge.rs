@@ -97,11 +97,21 @@ fn input_limits() {
 /// without the decision rule, risk-1.3's heads judge both of these orange.
 #[test]
 fn vague_warnings_are_yellow_unless_an_act_is_named() {
-    for text in ["欠了我三个月工资，天天躲着不见，我已经够克制了，别逼我。", "物业把我家车库改成了仓库，找了五次都不管，我跟你们说，别把我惹急了。"] {
+    for text in [
+        "欠了我三个月工资，天天躲着不见，我已经够克制了，别逼我。",
+        "物业把我家车库改成了仓库，找了五次都不管，我跟你们说，别把我惹急了。",
+        // labels.md's own list of vague warnings (risk-1.4 judged these orange retaliation).
+        "你等着瞧",
+        "押金不退是吧，行，咱们走着瞧。",
+    ] {
         let vague = triage().judge(text).unwrap();
         assert!(vague.level <= RiskLevel::Yellow, "{text}: {:?} {:?}", vague.level, flagged(&vague));
         assert!(!flagged(&vague).iter().any(|l| l.is_threat()), "{text}: {:?}", flagged(&vague));
         assert!(vague.evidence.iter().any(|e| e.kind == triage_risk::CueKind::VagueWarning), "{text}");
+    }
+    // Bare, the standard's vague warnings are yellow, not blue (risk-1.4: 后果自负 blue).
+    for text in ["你等着瞧", "后果自负"] {
+        assert_eq!(triage().judge(text).unwrap().level, RiskLevel::Yellow, "{text}");
     }
     // Despair names no act either; with one named it is a threat.
     let despair = triage().judge("拆迁款被村里扣了两年，老母亲住在漏雨的棚子里，你们这是不给我活路，我被逼得没路走了。").unwrap();
