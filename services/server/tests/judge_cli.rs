@@ -1,0 +1,45 @@
+//! `triage judge` through the real binary: the answer per text, and with
+//! `--scores` the raw decision beside it (for operators' error analysis).
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn judge(args: &[&str], input: &str) -> Vec<serde_json::Value> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_triage"))
+        .arg("judge")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+const TEXTS: &str = "{\"id\":\"a\",\"text\":\"明天上午我就带汽油去镇政府\"}\n{\"id\":\"b\",\"text\":\"咨询一下新农合住院报销比例\"}\n";
+
+#[test]
+fn scores_add_the_raw_decision_and_agree_with_the_answer() {
+    let plain = judge(&[], TEXTS);
+    assert_eq!(plain.len(), 2);
+    assert!(plain.iter().all(|r| r["result"]["level"].is_string() && r.get("decision").is_none()), "{plain:?}");
+
+    let scored = judge(&["--scores"], TEXTS);
+    assert_eq!(scored.len(), 2);
+    for (p, s) in plain.iter().zip(&scored) {
+        // The answer is the same with or without the scores.
+        assert_eq!(p["result"], s["result"], "{}", s["id"]);
+        let d = &s["decision"];
+        assert_eq!(d["level"], s["result"]["level"], "{d}");
+        assert!(d["scores"]["threat"].as_f64().is_some_and(|t| (0.0..=1.0).contains(&t)), "{d}");
+        assert_eq!(d["thresholds"].as_array().map(Vec::len), Some(5), "{d}");
+        let flagged: Vec<bool> = d["flagged"].as_array().unwrap().iter().map(|f| f.as_bool().unwrap()).collect();
+        let answered: Vec<bool> = s["result"]["labels"].as_array().unwrap().iter().map(|l| l["flagged"].as_bool().unwrap()).collect();
+        assert_eq!(flagged, answered, "{d}");
+    }
+    assert!(scored[0]["decision"]["scores"]["threat_cue"].as_bool().unwrap());
+    assert_eq!(scored[1]["result"]["level"], "blue");
+}
