@@ -228,11 +228,10 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
             // Name the likeliest threat, relative to its own threshold, among
             // the labels whose own cues fired if any did ("我就报复社会" is
             // retaliation whatever the heads lean to).
-            let cued = |l: &Label| s.cue_labels.get(l.index()).copied().unwrap_or(false);
-            let any_cued = Label::ALL.iter().any(|l| l.is_threat() && cued(l));
+            let any_cued = other_cue || own_cue(Label::SelfHarm);
             let best = Label::ALL
                 .into_iter()
-                .filter(|l| l.is_threat() && (!any_cued || cued(l)))
+                .filter(|&l| l.is_threat() && (!any_cued || own_cue(l)))
                 .max_by(|a, b| {
                     let ra = s.labels[a.index()] / thresholds[a.index()].max(1e-3);
                     let rb = s.labels[b.index()] / thresholds[b.index()].max(1e-3);

@@ -280,12 +280,9 @@ fn threat_thresholds(scores: &[Scores], ex: &[Example], thresholds: [f32; 5], ma
 fn mean_scores(draws: &[Scores]) -> Scores {
     let first = *draws.first().expect("every row is held out once per draw");
     let k = draws.len() as f32;
-    let mean = |f: fn(&Scores) -> f32| draws.iter().map(f).sum::<f32>() / k;
-    let mut labels = [0f32; 5];
-    for (j, l) in labels.iter_mut().enumerate() {
-        *l = draws.iter().map(|s| s.labels[j]).sum::<f32>() / k;
-    }
-    Scores { labels, threat: mean(|s| s.threat), red: mean(|s| s.red), yellow: mean(|s| s.yellow), ..first }
+    let mean = |f: &dyn Fn(&Scores) -> f32| draws.iter().map(f).sum::<f32>() / k;
+    let labels = std::array::from_fn(|j| mean(&|s: &Scores| s.labels[j]));
+    Scores { labels, threat: mean(&|s| s.threat), red: mean(&|s| s.red), yellow: mean(&|s| s.yellow), ..first }
 }
 
 /// Cross-validates, calibrates, then fits the final heads on all rows.
