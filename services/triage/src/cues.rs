@@ -103,6 +103,18 @@ pub struct CueLexicon {
     jieba: Jieba,
 }
 
+/// The kind of a `specific.<name>` list or pattern.
+fn specific_kind(name: &str) -> Result<CueKind, LexiconError> {
+    Ok(match name {
+        "time" => CueKind::SpecificTime,
+        "means" => CueKind::SpecificMeans,
+        "gathering" => CueKind::SpecificGathering,
+        "in_progress" => CueKind::SpecificInProgress,
+        "place" => CueKind::SpecificPlace,
+        other => return Err(LexiconError(format!("unknown specific kind {other}"))),
+    })
+}
+
 /// A raw match in byte offsets.
 #[derive(Clone, Copy)]
 struct Hit {
@@ -131,15 +143,7 @@ impl CueLexicon {
             add(&ph.phrases, Pattern::Cue(Some(label), CueKind::Topic));
         }
         for (name, ph) in &file.specific {
-            let kind = match name.as_str() {
-                "time" => CueKind::SpecificTime,
-                "means" => CueKind::SpecificMeans,
-                "gathering" => CueKind::SpecificGathering,
-                "in_progress" => CueKind::SpecificInProgress,
-                "place" => CueKind::SpecificPlace,
-                other => return Err(LexiconError(format!("unknown specific kind {other}"))),
-            };
-            add(&ph.phrases, Pattern::Cue(None, kind));
+            add(&ph.phrases, Pattern::Cue(None, specific_kind(name)?));
         }
         for (name, ph) in &file.escalation {
             let kind = match name.as_str() {
@@ -176,11 +180,16 @@ impl CueLexicon {
         let n_phrases = patterns.len();
         let mut regexes = Vec::new();
         for (name, list) in &file.pattern {
-            let label = name.parse::<Label>().map_err(|e| LexiconError(e.to_string()))?;
+            // A label names threat patterns; `specific.<kind>` names patterns for
+            // a specific too varied for a phrase list (下个月10号, 本周五).
+            let cue = match name.strip_prefix("specific.") {
+                Some(kind) => Pattern::Cue(None, specific_kind(kind)?),
+                None => Pattern::Cue(Some(name.parse::<Label>().map_err(|e| LexiconError(e.to_string()))?), CueKind::Threat),
+            };
             for src in list {
                 let re = regex::Regex::new(src).map_err(|e| LexiconError(format!("pattern {src}: {e}")))?;
                 regexes.push((re, patterns.len()));
-                patterns.push((src.clone(), Pattern::Cue(Some(label), CueKind::Threat)));
+                patterns.push((src.clone(), cue));
             }
         }
         let matcher = AhoCorasick::builder()

@@ -75,6 +75,20 @@ pub fn threat_cue_labels(row: &[f32]) -> [bool; 4] {
     std::array::from_fn(|i| fired(row, i))
 }
 
+/// Whether any specific fired: a set time, means, gathering, an act in
+/// progress or a place (labels.md: red needs one).
+pub fn has_specific(row: &[f32]) -> bool {
+    SPECIFICS.iter().any(|&i| fired(row, i))
+}
+
+const SPECIFICS: [usize; 5] = [
+    position("specific_time"),
+    position("specific_means"),
+    position("specific_gathering"),
+    position("specific_in_progress"),
+    position("specific_place"),
+];
+
 /// Whether a vague warning shares a sentence with a fired threat cue.
 pub fn warning_with_act(row: &[f32]) -> bool {
     fired(row, WARNING_WITH_ACT)

@@ -115,6 +115,8 @@ pub struct Scores {
     pub warning_with_act: bool,
     /// A threat cue is stated as the writer's own intent (see `decide`).
     pub intent_with_act: bool,
+    /// A specific fired (time, means, gathering, in progress, place; see `decide`).
+    pub specific: bool,
     /// Threat labels with a fired threat cue of their own (violence,
     /// retaliation, self_harm, collective).
     pub cue_labels: [bool; 4],
@@ -122,6 +124,21 @@ pub struct Scores {
     pub threat: f32,
     pub red: f32,
     pub yellow: f32,
+}
+
+impl Scores {
+    /// Whether the red head may make this threat red. labels.md: red needs a
+    /// concrete target plus one specific (a set time, means in hand, people
+    /// gathering, an act in progress, a named place). Where the lexicon read
+    /// the threat (a threat cue fired) but no specific, the red head's score
+    /// is the threat's tone: by writers unseen, the threats it called red that
+    /// way were 12 gold orange and 1 blue, none red (EVALUATION.md, risk-1.6).
+    /// Where no threat cue fired, the lexicon did not read the threat at all,
+    /// and its silence on specifics says nothing ("刚才隔着门说她把一瓶降压药
+    /// 全吃了" is an act in progress in words it does not have).
+    pub fn may_be_red(&self) -> bool {
+        self.specific || !self.threat_cue
+    }
 }
 
 /// What the heads decide for one text.
@@ -149,6 +166,7 @@ impl Heads {
             cue_labels: crate::features::threat_cue_labels(features),
             warning_with_act: crate::features::warning_with_act(features),
             intent_with_act: crate::features::intent_with_act(features),
+            specific: crate::features::has_specific(features),
             labels,
             threat: self.threat.model.score(&x),
             red: self.red.model.score(&x),
@@ -241,7 +259,7 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
             flagged[best.index()] = true;
             forced_label = Some(best);
         }
-        if s.red >= t.red {
+        if s.red >= t.red && s.may_be_red() {
             RiskLevel::Red
         } else {
             RiskLevel::Orange
@@ -288,6 +306,7 @@ mod tests {
             withdrawn: false,
             warning_with_act: false,
             intent_with_act: false,
+            specific: true,
             cue_labels: [false; 4],
             labels: [0.9, 0.8, 0.1, 0.1, 0.2],
             threat: 0.95,
@@ -366,5 +385,18 @@ mod tests {
         let d = decide(Scores { withdrawn: true, ..s }, [0.5; 5], t);
         assert_eq!(d.level, RiskLevel::Blue);
         assert!(!d.flagged[..4].iter().any(|&f| f), "{:?}", d.flagged);
+    }
+
+    #[test]
+    fn red_needs_a_specific_where_the_lexicon_read_the_threat() {
+        let t = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
+        let s = sure_threat();
+        assert_eq!(decide(s, [0.5; 5], t).level, RiskLevel::Red);
+        let d = decide(Scores { specific: false, ..s }, [0.5; 5], t);
+        assert_eq!(d.level, RiskLevel::Orange, "a threat with no time, means, gathering, act or place");
+        // Where the lexicon read no threat, it has no say on specifics either.
+        assert_eq!(decide(Scores { specific: false, threat_cue: false, ..s }, [0.5; 5], t).level, RiskLevel::Red);
+        // The gate only lowers: a specific does not make a low red score red.
+        assert_eq!(decide(Scores { red: 0.2, ..s }, [0.5; 5], t).level, RiskLevel::Orange);
     }
 }

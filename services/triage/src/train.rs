@@ -86,11 +86,15 @@ pub struct TrainConfig {
     /// by 0.1 between near-identical feature sets (risk-1.5's first run:
     /// 0.29 against risk-1.4's 0.39). Grouped splits have one draw only.
     pub cv_repeats: usize,
+    /// Threat-bar pairs within `max_under_triage` whose false alarms are
+    /// within this share of the gold blue/yellow texts of the fewest count as
+    /// tied, and of those the highest cue bar is taken (see `threat_thresholds`).
+    pub alarm_tolerance: f64,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { seed: 20261129, folds: 5, split: CvSplit::Random, logreg: LogRegConfig::default(), max_under_triage: 0.01, max_missed_red: 0.03, cv_repeats: 3 }
+        Self { seed: 20261129, folds: 5, split: CvSplit::Random, logreg: LogRegConfig::default(), max_under_triage: 0.01, max_missed_red: 0.03, cv_repeats: 3, alarm_tolerance: 0.005 }
     }
 }
 
@@ -192,7 +196,7 @@ fn calibrate(scores: &[Scores], ex: &[Example], cfg: &TrainConfig) -> ([f32; 5],
             })
             .unwrap_or(0.5);
     }
-    let (t_threat, t_nocue) = threat_thresholds(scores, ex, thresholds, cfg.max_under_triage);
+    let (t_threat, t_nocue) = threat_thresholds(scores, ex, thresholds, cfg.max_under_triage, cfg.alarm_tolerance);
     let t_red = red_threshold(scores, ex, cfg.max_missed_red);
     let t_yellow = yellow_threshold(scores, ex);
     (thresholds, LevelThresholds { threat: t_threat, threat_without_cue: t_nocue, red: t_red, yellow: t_yellow })
@@ -212,9 +216,12 @@ fn yellow_threshold(scores: &[Scores], ex: &[Example]) -> f32 {
 }
 
 /// The red bar: the highest on the grid that leaves at most `max_missed` of
-/// the gold red texts below it (the lowest if none does).
+/// the gold red texts that may be red below it (the lowest if none does).
 fn red_threshold(scores: &[Scores], ex: &[Example], max_missed: f64) -> f32 {
-    let reds: Vec<f32> = scores.iter().zip(ex).filter(|(_, e)| e.level == RiskLevel::Red).map(|(s, _)| s.red).collect();
+    // Gold reds that may not be red (`Scores::may_be_red`) stay orange
+    // whatever the bar, so they say nothing about where it should sit.
+    let reds: Vec<f32> =
+        scores.iter().zip(ex).filter(|(s, e)| e.level == RiskLevel::Red && s.may_be_red()).map(|(s, _)| s.red).collect();
     let total = reds.len().max(1) as f64;
     let within = |t: f32| reds.iter().filter(|&&r| r < t).count() as f64 / total <= max_missed + 1e-9;
     grid().filter(|&t| within(t)).last().unwrap_or(0.05)
@@ -222,9 +229,19 @@ fn red_threshold(scores: &[Scores], ex: &[Example], max_missed: f64) -> f32 {
 
 /// The threat thresholds for texts with and without a threat cue, chosen
 /// together: of the pairs whose out-of-fold under-triage is within
-/// `max_under_triage`, the one with the fewest false alarms (then the least
-/// under-triage, then the lower thresholds); if no pair is within it, the
-/// pair with the least under-triage.
+/// `max_under_triage`, those whose false alarms are within `tolerance` (a
+/// share of the gold blue/yellow texts) of the fewest; of those, the least
+/// under-triage, then the highest cue bar, the fewest false alarms and the
+/// highest no-cue bar. If no pair is within the cap, the pair with the least
+/// under-triage (then alarms, then the lower thresholds).
+///
+/// The alarm count is flat across a wide range of pairs, and the single
+/// fewest moved on a one-text difference: risk-1.6's lexicon (a handful of
+/// texts' cues changed) moved it from 0.52 / 0.26 to 0.34 / 0.30, one false
+/// alarm apart out of fold, while real message-board posts, where threats
+/// are far rarer than in the training set, went from 17 to 23 of 495 at
+/// orange or red. Among pairs the training set cannot tell apart, the higher
+/// cue bar is the one a lower base rate of threats calls for.
 ///
 /// A cost ratio between the two errors was used before (risk-1.1); on a flat
 /// cost curve a small change in the data moved it between operating points
@@ -237,9 +254,10 @@ fn red_threshold(scores: &[Scores], ex: &[Example], max_missed: f64) -> f32 {
 /// alarm-fewest bar then sits just under those few, and risk-1.4's came out at
 /// 0.54 against 0.40 with a cue and missed the standard's kind of implicit
 /// threat ("…冬天天干物燥，哪天出点什么事可别赖我").
-fn threat_thresholds(scores: &[Scores], ex: &[Example], thresholds: [f32; 5], max_under_triage: f64) -> (f32, f32) {
+fn threat_thresholds(scores: &[Scores], ex: &[Example], thresholds: [f32; 5], max_under_triage: f64, tolerance: f64) -> (f32, f32) {
     let high = |l: RiskLevel| l >= RiskLevel::Orange;
     let gold_high = ex.iter().filter(|e| high(e.level)).count().max(1) as f64;
+    let gold_low = ex.len() as f64 - ex.iter().filter(|e| high(e.level)).count() as f64;
     // A text's threat call depends on one of the two thresholds only (which
     // one, by whether a cue fired), so each group's misses and false alarms
     // are counted per threshold once and the pairs are sums.
@@ -260,19 +278,22 @@ fn threat_thresholds(scores: &[Scores], ex: &[Example], thresholds: [f32; 5], ma
             .collect()
     };
     let (cue, no_cue) = (counts(true), counts(false));
-    let mut best: Option<((bool, usize, usize), f32, f32)> = None;
-    for &(tc, mc, ac) in &cue {
-        for &(tn, mn, an) in no_cue.iter().filter(|(tn, _, _)| *tn <= tc) {
-            let missed = mc + mn;
-            let within = missed as f64 / gold_high <= max_under_triage + 1e-9;
-            // Lexicographic: within the cap first, then fewest alarms (or, outside it, fewest misses).
-            let key = if within { (false, ac + an, missed) } else { (true, missed, ac + an) };
-            if best.as_ref().is_none_or(|(k, _, _)| key < *k) {
-                best = Some((key, tc, tn));
-            }
-        }
-    }
-    best.map_or((0.5, 0.5), |(_, tc, tn)| (tc, tn))
+    // Every pair (cue bar, no-cue bar, misses, alarms), the no-cue bar no higher.
+    let pairs: Vec<(f32, f32, usize, usize)> = cue
+        .iter()
+        .flat_map(|&(tc, mc, ac)| no_cue.iter().filter(move |(tn, _, _)| *tn <= tc).map(move |&(tn, mn, an)| (tc, tn, mc + mn, ac + an)))
+        .collect();
+    let within: Vec<_> = pairs.iter().filter(|p| p.2 as f64 / gold_high <= max_under_triage + 1e-9).collect();
+    let Some(fewest) = within.iter().map(|p| p.3).min() else {
+        // Nothing within the cap: the fewest misses, then alarms, then the lower bars.
+        let key = |p: &&(f32, f32, usize, usize)| (p.2, p.3);
+        return pairs.iter().min_by_key(key).map_or((0.5, 0.5), |p| (p.0, p.1));
+    };
+    let tied = within.into_iter().filter(|p| (p.3 - fewest) as f64 <= tolerance * gold_low + 1e-9);
+    // Fewest misses (the tolerance buys no under-triage), then the highest cue
+    // bar, fewest alarms, highest no-cue bar.
+    tied.max_by(|a, b| b.2.cmp(&a.2).then(a.0.total_cmp(&b.0)).then(b.3.cmp(&a.3)).then(a.1.total_cmp(&b.1)))
+        .map_or((0.5, 0.5), |p| (p.0, p.1))
 }
 
 /// The mean of one text's out-of-fold scores over the repeated draws (the
@@ -360,7 +381,7 @@ mod tests {
     }
 
     fn scores(threat: f32, threat_cue: bool) -> Scores {
-        Scores { threat_cue, vague_warning_only: false, withdrawn: false, cue_labels: [false; 4], warning_with_act: false, intent_with_act: false, labels: [0.0; 5], threat, red: 0.0, yellow: 0.0 }
+        Scores { threat_cue, vague_warning_only: false, withdrawn: false, cue_labels: [false; 4], warning_with_act: false, intent_with_act: false, specific: true, labels: [0.0; 5], threat, red: 0.0, yellow: 0.0 }
     }
 
     #[test]
@@ -383,6 +404,12 @@ mod tests {
         assert!(close(red_threshold(&s, &ex, 0.1), 0.20), "{}", red_threshold(&s, &ex, 0.1));
         // The oranges never pull the bar down.
         assert!(close(red_threshold(&s[..20], &ex[..20], 0.1), 0.20));
+        // Reds with no specific stay orange whatever the bar, so they do not
+        // pull it down either: without the two at 0.10, cap 0 sits at 0.20.
+        for x in &mut s[..2] {
+            x.specific = false;
+        }
+        assert!(close(red_threshold(&s, &ex, 0.0), 0.20), "{}", red_threshold(&s, &ex, 0.0));
     }
 
     #[test]
@@ -401,7 +428,7 @@ mod tests {
     }
 
     #[test]
-    fn threat_thresholds_keep_under_triage_within_the_cap_with_fewest_alarms() {
+    fn threat_thresholds_keep_under_triage_within_the_cap_with_fewest_alarms_then_the_highest_cue_bar() {
         // Without a cue: threats score 0.70 / 0.60 / 0.40 / 0.20 (10 texts at
         // each), non-threats 0.50 (10) and 0.10 (60). With a cue: 10 threats
         // at 0.90, 10 non-threats at 0.30.
@@ -425,40 +452,47 @@ mod tests {
         let t = [0.99f32; 5];
         let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
         // 50 gold threats. Cap 0: every threat caught, so the no-cue bar is at
-        // most 0.20 and lets the ten 0.50 non-threats through; ties go to the
-        // lowest bar. The cue bar clears the 0.30 non-threats.
-        let (tc, tn) = threat_thresholds(&s, &ex, t, 0.0);
-        assert!(close(tn, 0.11) && close(tc, 0.31), "{tc} {tn}");
+        // most 0.20 and lets the ten 0.50 non-threats through. Every cue bar
+        // from 0.31 to 0.90 clears the 0.30 non-threats and keeps the 0.90
+        // threats: tied, the highest is taken (then the highest no-cue bar).
+        let (tc, tn) = threat_thresholds(&s, &ex, t, 0.0, 0.0);
+        assert!(close(tn, 0.20) && close(tc, 0.90), "{tc} {tn}");
         // Cap 20 %: missing the 0.20 threats would not remove an alarm, so
         // nothing changes.
-        assert_eq!(threat_thresholds(&s, &ex, t, 0.2), (tc, tn));
+        assert_eq!(threat_thresholds(&s, &ex, t, 0.2, 0.0), (tc, tn));
         // Cap 40 %: missing the 0.20 and 0.40 threats (20 of 50) removes all
-        // ten alarms; the no-cue bar may not pass the cue bar, so the cue bar
-        // rises with it (it costs nothing there).
-        let (tc, tn) = threat_thresholds(&s, &ex, t, 0.4);
-        assert!(close(tn, 0.51) && close(tc, 0.51), "{tc} {tn}");
-        // With a cue threat at 0.45 the cue bar cannot rise past it within a
-        // 40 % cap that is already spent, so the no-cue bar stays at or below it.
+        // ten alarms; the no-cue bar rises as far as it can without missing
+        // the 0.60 threats, and the cue bar stays above it.
+        let (tc, tn) = threat_thresholds(&s, &ex, t, 0.4, 0.0);
+        assert!(close(tn, 0.60) && close(tc, 0.90), "{tc} {tn}");
+        // A tolerance of ten alarms (12.5 % of the 80 non-threats) ties the
+        // pairs that keep all 50 threats with those that miss 20: the fewest
+        // misses come first, so cap 40 % then acts like cap 0.
+        assert_eq!(threat_thresholds(&s, &ex, t, 0.4, 0.125), (0.90, 0.20));
+        // With cue threats at 0.45 the cue bar cannot rise past them within a
+        // 40 % cap that is already spent, so the no-cue bar stays at or below
+        // it, and of the pairs with the fewest alarms the ones that miss
+        // nothing win over higher cue bars that would miss the 0.45 threats.
         let mut s2 = s.clone();
         let mut ex2 = ex.clone();
         for _ in 0..10 {
             s2.push(scores(0.45, true));
             ex2.push(example(RiskLevel::Orange));
         }
-        let (tc, tn) = threat_thresholds(&s2, &ex2, t, 0.4);
-        assert!(tn <= tc && tc <= 0.45, "{tc} {tn}");
+        let (tc, tn) = threat_thresholds(&s2, &ex2, t, 0.4, 0.0);
+        assert!(close(tc, 0.45) && close(tn, 0.20), "{tc} {tn}");
         // A cue threat scoring 0.05: with cap 0 the cue bar comes down to it,
         // alarms and all.
         s.push(scores(0.05, true));
         ex.push(example(RiskLevel::Red));
-        let (tc, _) = threat_thresholds(&s, &ex, t, 0.0);
+        let (tc, _) = threat_thresholds(&s, &ex, t, 0.0, 0.0);
         assert!(close(tc, 0.05), "{tc}");
         // A threat below every bar makes cap 0 unreachable: the pair with the
         // fewest misses (then alarms) is taken instead, the no-cue bar no
         // higher than the cue bar.
         s.push(scores(0.01, false));
         ex.push(example(RiskLevel::Orange));
-        let (tc, tn) = threat_thresholds(&s, &ex, t, 0.0);
+        let (tc, tn) = threat_thresholds(&s, &ex, t, 0.0, 0.0);
         assert!(close(tc, 0.05) && close(tn, 0.05), "{tc} {tn}");
     }
 }

