@@ -192,3 +192,22 @@ fn a_threat_against_others_is_not_self_harm() {
     assert!(f.contains(&Label::Violence) || f.contains(&Label::Retaliation), "{f:?}");
     assert!(!f.contains(&Label::SelfHarm), "{f:?}");
 }
+
+/// The standard's typical text for each level (labels.md, "Risk levels"),
+/// and a crowd threatened but not yet gathered, with no time set: orange,
+/// though the red head scores it 0.73 (red needs a specific; risk-1.6, before
+/// which it was red).
+#[test]
+fn the_standards_level_examples_get_their_levels() {
+    for (text, level) in [
+        ("明天上午我就带汽油去镇政府", RiskLevel::Red),
+        ("已经有三十多人堵在厂门口", RiskLevel::Red),
+        ("再不给钱我就跟老板拼了", RiskLevel::Orange),
+        ("我们几十个人一起去县政府堵门", RiskLevel::Orange),
+        ("这是我第五次反映了，还是没人管", RiskLevel::Yellow),
+        ("咨询一下新农合报销比例", RiskLevel::Blue),
+    ] {
+        let j = triage().judge(text).unwrap();
+        assert_eq!(j.level, level, "{text}: {:?}", flagged(&j));
+    }
+}
