@@ -354,7 +354,11 @@ impl CueLexicon {
             }
             _ => {}
         }
-        if completed
+        // A violence cue that is itself the completed act (砍了, 砸了, 打伤)
+        // counts as completed too: "前天…叫人来砍了二十多根" is a past event.
+        // Not for self-harm wishes that end in 了 (不如死了算了).
+        let done = completed || (label == Some(Label::Violence) && finished);
+        if done
             && in_range(Pattern::Past, s0, s1).next().is_some()
             && settled
         {

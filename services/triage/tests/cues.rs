@@ -81,8 +81,16 @@ fn negated_threats_do_not_fire_but_conditional_ones_do() {
 
 #[test]
 fn finished_past_events_and_fiction_do_not_fire() {
-    let past = "去年他在村口跟人打架了，已经处理完，我想问问医药费怎么报销";
-    assert!(threats(past).is_empty(), "{:?}", threats(past));
+    for past in [
+        "去年他在村口跟人打架了，已经处理完，我想问问医药费怎么报销",
+        // The cue is itself the completed act (砍了), and 前天 is past.
+        "前天隔壁的老蒋说挡了他家的光，叫人来砍了二十多根竹子，我想让他按价赔",
+    ] {
+        assert!(threats(past).is_empty(), "{past}: {:?}", threats(past));
+    }
+    // The same act ahead is a threat, and a wish to die is not a finished act.
+    assert!(!threats("昨天他又来闹，我今天就砍了他").is_empty());
+    assert!(threats("上月低保被取消了，她多次说不如死了算了").iter().any(|(l, _)| *l == Label::SelfHarm));
     let fiction = "昨晚看的电视剧里，男主角说要报复社会，太吓人了";
     assert!(threats(fiction).is_empty(), "{:?}", threats(fiction));
     // Forwarded news and things seen on TV are about others.
