@@ -182,6 +182,12 @@ fn constructions_are_caught_by_patterns() {
         // Violence, revenge and mobilisation in the forms the training texts use.
         ("再不还，我就带人去把他家砸个稀巴烂", Label::Violence),
         ("有人拿着镰刀在追，快派人来", Label::Violence),
+        // Means in hand said object first or poured out, property wrecked,
+        // a blood debt (session 7).
+        ("刀我已经揣兜里了，今晚我就过去", Label::Violence),
+        ("地上我泼了一桶汽油，打火机就在我手上", Label::Violence),
+        ("再让我白跑一趟，我就把你们这个工地给毁了", Label::Violence),
+        ("这笔血债，我要让他们血债血偿", Label::Violence),
         ("他对围观的人喊谁过来砸谁", Label::Violence),
         ("他再不圈起来，我就拌点药把他家鸡鸭全药死", Label::Violence),
         ("我迟早要把他家祖坟刨了", Label::Violence),
