@@ -130,7 +130,7 @@ impl Scores {
     /// Whether the red head may make this threat red. labels.md: red needs a
     /// concrete target plus one specific (a set time, means in hand, people
     /// gathering, an act in progress, a named place). Where the lexicon read
-    /// the threat (a threat cue fired) but no specific, the red head's score
+    /// the threat (a threat or mention cue fired) but no specific, the red head's score
     /// is the threat's tone: by writers unseen, the threats it called red that
     /// way were 12 gold orange and 1 blue, none red (EVALUATION.md, risk-1.6).
     /// Where no threat cue fired, the lexicon did not read the threat at all,
@@ -215,7 +215,8 @@ pub struct LevelThresholds {
 /// Nor is a text that ends saying the threat was withdrawn or the parties
 /// reconciled: labels.md judges it "as it stands now: usually blue".
 /// Labels and level are kept consistent: no threat label below orange, and at
-/// least one at orange or red.
+/// least one at orange or red. A threat is red only if the red head says so
+/// and, where the lexicon read it, a specific fired (`Scores::may_be_red`).
 pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
     let mut flagged = [false; 5];
     for i in 0..5 {

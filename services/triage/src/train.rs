@@ -261,8 +261,8 @@ fn red_threshold(scores: &[Scores], ex: &[Example], max_missed: f64) -> f32 {
 /// threat ("…冬天天干物燥，哪天出点什么事可别赖我").
 fn threat_thresholds(scores: &[Scores], ex: &[Example], thresholds: [f32; 5], max_under_triage: f64, tolerance: f64) -> (f32, f32) {
     let high = |l: RiskLevel| l >= RiskLevel::Orange;
-    let gold_high = ex.iter().filter(|e| high(e.level)).count().max(1) as f64;
-    let gold_low = ex.len() as f64 - ex.iter().filter(|e| high(e.level)).count() as f64;
+    let n_high = ex.iter().filter(|e| high(e.level)).count();
+    let (gold_high, gold_low) = (n_high.max(1) as f64, (ex.len() - n_high) as f64);
     // A text's threat call depends on one of the two thresholds only (which
     // one, by whether a cue fired), so each group's misses and false alarms
     // are counted per threshold once and the pairs are sums.
