@@ -57,6 +57,7 @@ const WITHDRAWN: usize = position("withdrawn");
 const WARNING_WITH_ACT: usize = position("warning_with_act");
 const INTENT_WITH_ACT: usize = position("intent_with_act");
 const THREAT_ANY: usize = position("threat_any");
+const THREAT_AND_SPECIFIC: usize = position("threat_and_specific");
 
 /// Whether the cue feature at `index` (of `FEATURE_NAMES`) is non-zero in a
 /// feature row; the cue features are the last `FEATURE_NAMES.len()` values.
@@ -75,19 +76,12 @@ pub fn threat_cue_labels(row: &[f32]) -> [bool; 4] {
     std::array::from_fn(|i| fired(row, i))
 }
 
-/// Whether any specific fired: a set time, means, gathering, an act in
-/// progress or a place (labels.md: red needs one).
-pub fn has_specific(row: &[f32]) -> bool {
-    SPECIFICS.iter().any(|&i| fired(row, i))
+/// Whether a specific (a set time, means, gathering, an act in progress, a
+/// place; labels.md: red needs one) fired together with a threat or mention
+/// cue: the `threat_and_specific` feature, min(threat cues, specifics).
+pub fn threat_with_specific(row: &[f32]) -> bool {
+    fired(row, THREAT_AND_SPECIFIC)
 }
-
-const SPECIFICS: [usize; 5] = [
-    position("specific_time"),
-    position("specific_means"),
-    position("specific_gathering"),
-    position("specific_in_progress"),
-    position("specific_place"),
-];
 
 /// Whether a vague warning shares a sentence with a fired threat cue.
 pub fn warning_with_act(row: &[f32]) -> bool {

@@ -115,8 +115,9 @@ pub struct Scores {
     pub warning_with_act: bool,
     /// A threat cue is stated as the writer's own intent (see `decide`).
     pub intent_with_act: bool,
-    /// A specific fired (time, means, gathering, in progress, place; see `decide`).
-    pub specific: bool,
+    /// A specific (time, means, gathering, in progress, place) fired in a text
+    /// with a threat cue (see `may_be_red`).
+    pub threat_with_specific: bool,
     /// Threat labels with a fired threat cue of their own (violence,
     /// retaliation, self_harm, collective).
     pub cue_labels: [bool; 4],
@@ -137,7 +138,7 @@ impl Scores {
     /// and its silence on specifics says nothing ("刚才隔着门说她把一瓶降压药
     /// 全吃了" is an act in progress in words it does not have).
     pub fn may_be_red(&self) -> bool {
-        self.specific || !self.threat_cue
+        self.threat_with_specific || !self.threat_cue
     }
 }
 
@@ -166,7 +167,7 @@ impl Heads {
             cue_labels: crate::features::threat_cue_labels(features),
             warning_with_act: crate::features::warning_with_act(features),
             intent_with_act: crate::features::intent_with_act(features),
-            specific: crate::features::has_specific(features),
+            threat_with_specific: crate::features::threat_with_specific(features),
             labels,
             threat: self.threat.model.score(&x),
             red: self.red.model.score(&x),
@@ -307,7 +308,7 @@ mod tests {
             withdrawn: false,
             warning_with_act: false,
             intent_with_act: false,
-            specific: true,
+            threat_with_specific: true,
             cue_labels: [false; 4],
             labels: [0.9, 0.8, 0.1, 0.1, 0.2],
             threat: 0.95,
@@ -393,10 +394,10 @@ mod tests {
         let t = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
         let s = sure_threat();
         assert_eq!(decide(s, [0.5; 5], t).level, RiskLevel::Red);
-        let d = decide(Scores { specific: false, ..s }, [0.5; 5], t);
+        let d = decide(Scores { threat_with_specific: false, ..s }, [0.5; 5], t);
         assert_eq!(d.level, RiskLevel::Orange, "a threat with no time, means, gathering, act or place");
         // Where the lexicon read no threat, it has no say on specifics either.
-        assert_eq!(decide(Scores { specific: false, threat_cue: false, ..s }, [0.5; 5], t).level, RiskLevel::Red);
+        assert_eq!(decide(Scores { threat_with_specific: false, threat_cue: false, ..s }, [0.5; 5], t).level, RiskLevel::Red);
         // The gate only lowers: a specific does not make a low red score red.
         assert_eq!(decide(Scores { red: 0.2, ..s }, [0.5; 5], t).level, RiskLevel::Orange);
     }

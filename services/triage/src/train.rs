@@ -388,8 +388,13 @@ mod tests {
         Example { id: String::new(), text: String::new(), labels: Vec::new(), level, source: String::new() }
     }
 
+    /// `n` texts at each (threat score, gold level, threat cue fired, n).
+    fn texts(groups: &[(f32, RiskLevel, bool, usize)]) -> (Vec<Scores>, Vec<Example>) {
+        groups.iter().flat_map(|&(score, level, cue, n)| (0..n).map(move |_| (scores(score, cue), example(level)))).unzip()
+    }
+
     fn scores(threat: f32, threat_cue: bool) -> Scores {
-        Scores { threat_cue, vague_warning_only: false, withdrawn: false, cue_labels: [false; 4], warning_with_act: false, intent_with_act: false, specific: true, labels: [0.0; 5], threat, red: 0.0, yellow: 0.0 }
+        Scores { threat_cue, vague_warning_only: false, withdrawn: false, cue_labels: [false; 4], warning_with_act: false, intent_with_act: false, threat_with_specific: true, labels: [0.0; 5], threat, red: 0.0, yellow: 0.0 }
     }
 
     #[test]
@@ -415,7 +420,7 @@ mod tests {
         // Reds with no specific stay orange whatever the bar, so they do not
         // pull it down either: without the two at 0.10, cap 0 sits at 0.20.
         for x in &mut s[..2] {
-            x.specific = false;
+            x.threat_with_specific = false;
         }
         assert!(close(red_threshold(&s, &ex, 0.0), 0.20), "{}", red_threshold(&s, &ex, 0.0));
     }
@@ -440,9 +445,7 @@ mod tests {
         // Without a cue: threats score 0.70 / 0.60 / 0.40 / 0.20 (10 texts at
         // each), non-threats 0.50 (10) and 0.10 (60). With a cue: 10 threats
         // at 0.90, 10 non-threats at 0.30.
-        let mut s = Vec::new();
-        let mut ex = Vec::new();
-        for (score, level, cue, n) in [
+        let (mut s, mut ex) = texts(&[
             (0.70, RiskLevel::Orange, false, 10),
             (0.60, RiskLevel::Red, false, 10),
             (0.40, RiskLevel::Orange, false, 10),
@@ -451,12 +454,7 @@ mod tests {
             (0.10, RiskLevel::Blue, false, 60),
             (0.90, RiskLevel::Red, true, 10),
             (0.30, RiskLevel::Blue, true, 10),
-        ] {
-            for _ in 0..n {
-                s.push(scores(score, cue));
-                ex.push(example(level));
-            }
-        }
+        ]);
         let t = [0.99f32; 5];
         let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
         // 50 gold threats. Cap 0: every threat caught, so the no-cue bar is at
@@ -508,9 +506,7 @@ mod tests {
         // threat go: the 0.25 one (no-cue bar over 0.28, no alarm at all) or
         // the 0.40 one (cue bar over 0.40, the no-cue bar at most 0.25 to
         // keep the 0.25 threat, three alarms).
-        let mut s = Vec::new();
-        let mut ex = Vec::new();
-        for (score, level, cue, n) in [
+        let (s, ex) = texts(&[
             (0.40, RiskLevel::Orange, true, 1),
             (0.90, RiskLevel::Red, true, 9),
             (0.20, RiskLevel::Blue, true, 20),
@@ -518,12 +514,7 @@ mod tests {
             (0.70, RiskLevel::Orange, false, 9),
             (0.28, RiskLevel::Yellow, false, 3),
             (0.10, RiskLevel::Blue, false, 40),
-        ] {
-            for _ in 0..n {
-                s.push(scores(score, cue));
-                ex.push(example(level));
-            }
-        }
+        ]);
         let t = [0.99f32; 5];
         let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
         // No tolerance: the fewest alarms, so both bars at 0.40.
