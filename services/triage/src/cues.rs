@@ -48,6 +48,13 @@ pub struct CueReport {
     /// 他车砸了") or as the consequence of a condition ("再不放水，我们全组人就去
     /// 把闸给扒了"): an intent marker earlier in the same clause.
     pub intent_with_act: usize,
+    /// Words naming a grievance (拖欠, 骗, 补偿, 偏袒 …): labels.md makes a
+    /// threat aimed at whoever caused a grievance violence + retaliation.
+    pub grievance: usize,
+    /// Words naming a brawl, drink, a spouse or a mental illness (打起来, 酒后,
+    /// 老婆, 精神障碍 …): a brawl, or a threat to coerce a spouse or parent with
+    /// no grievance behind it, is violence alone (labels.md).
+    pub brawl: usize,
 }
 
 #[derive(Deserialize)]
@@ -84,6 +91,8 @@ enum Pattern {
     Intent,
     Passive,
     Fear,
+    Grievance,
+    Brawl,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +182,8 @@ impl CueLexicon {
                 "intent" => Pattern::Intent,
                 "passive" => Pattern::Passive,
                 "fear" => Pattern::Fear,
+                "grievance" => Pattern::Grievance,
+                "brawl" => Pattern::Brawl,
                 other => return Err(LexiconError(format!("unknown context list {other}"))),
             };
             add(list, p);
@@ -265,9 +276,8 @@ impl CueLexicon {
             .map(|e| e.end)
             .max()
             .unwrap_or(0);
-        // "这不是气话" denies the withdrawal that "是气话" would state.
         report.withdrawn = of(Pattern::Withdrawn)
-            .filter(|h| char_at(h.start) >= last_threat && !text[..h.start].ends_with('不'))
+            .filter(|h| char_at(h.start) >= last_threat && !denied(text, h.start))
             .count();
         let sentence_of = segment_ids(text, SENTENCE_END);
         let sentence = |i: usize| sentence_of.get(i).copied();
@@ -285,6 +295,8 @@ impl CueLexicon {
             .filter(|&(_, end)| !text[end..].starts_with(['是', '求', '不']))
             .map(|(start, end)| (char_at(start), char_at(end)))
             .collect();
+        report.grievance = of(Pattern::Grievance).count();
+        report.brawl = of(Pattern::Brawl).count();
         report.intent_with_act = report
             .evidence
             .iter()
@@ -391,9 +403,10 @@ impl CueLexicon {
     }
 }
 
-const CLAUSE_END: &[char] = &['，', ',', '。', '！', '!', '？', '?', '；', ';', '\n', '…', '：', ':'];
+const CLAUSE_END: &[char] = &['，', ',', '。', '！', '!', '？', '?', '；', ';', '\n', '…', '：', ':', ' ', '\u{3000}'];
 const SENTENCE_END: &[char] = &['。', '！', '!', '？', '?', '\n'];
 const NOT_PASSIVE: &[&str] = &["申请人", "告", "执行人", "子", "褥", "保险人", "监护人", "继承人", "扶养人", "赡养人", "征收人", "害人"];
+const DENIAL: &[char] = &['不', '未', '没', '非'];
 const CONSEQUENCE: &[&str] = &["就", "便", "才", "的话", "我要", "我会"];
 
 /// Whether a context word ending at `marker_end` bears on the cue starting at
@@ -402,6 +415,12 @@ const CONSEQUENCE: &[&str] = &["就", "便", "才", "的话", "我要", "我会"
 fn governs(text: &str, marker_end: usize, cue_start: usize, max_chars: usize) -> bool {
     let between = &text[marker_end..cue_start];
     between.chars().count() <= max_chars && !CONSEQUENCE.iter().any(|c| between.contains(c))
+}
+
+/// Whether the words just before `at` (up to three characters, same clause)
+/// deny what follows: 这不是气话, 我说的不是一时气话, 双方未达成和解.
+fn denied(text: &str, at: usize) -> bool {
+    text[..at].chars().rev().take_while(|c| !CLAUSE_END.contains(c)).take(3).any(|c| DENIAL.contains(&c))
 }
 
 /// For each char of `text`, the index of the clause or sentence (split at

@@ -30,6 +30,8 @@ pub const FEATURE_NAMES: &[&str] = &[
     "intent_with_act",
     "threat_any",
     "threat_and_specific",
+    "grievance",
+    "brawl_without_grievance",
 ];
 
 /// Position of a feature in `FEATURE_NAMES`, found at compile time, so a
@@ -58,6 +60,7 @@ const WARNING_WITH_ACT: usize = position("warning_with_act");
 const INTENT_WITH_ACT: usize = position("intent_with_act");
 const THREAT_ANY: usize = position("threat_any");
 const THREAT_AND_SPECIFIC: usize = position("threat_and_specific");
+const BRAWL_WITHOUT_GRIEVANCE: usize = position("brawl_without_grievance");
 
 /// Whether the cue feature at `index` (of `FEATURE_NAMES`) is non-zero in a
 /// feature row; the cue features are the last `FEATURE_NAMES.len()` values.
@@ -81,6 +84,12 @@ pub fn threat_cue_labels(row: &[f32]) -> [bool; 4] {
 /// cue: the `threat_and_specific` feature, min(threat cues, specifics).
 pub fn threat_with_specific(row: &[f32]) -> bool {
     fired(row, THREAT_AND_SPECIFIC)
+}
+
+/// Whether the text names a brawl, drink, a spouse or a mental illness and no
+/// grievance (the `[context]` lists `brawl` and `grievance`).
+pub fn brawl_without_grievance(row: &[f32]) -> bool {
+    fired(row, BRAWL_WITHOUT_GRIEVANCE)
 }
 
 /// Whether a vague warning shares a sentence with a fired threat cue.
@@ -144,6 +153,8 @@ pub fn cue_features(r: &CueReport) -> Vec<f32> {
         r.intent_with_act,
         threats,
         threats.min(specifics),
+        r.grievance,
+        if r.grievance == 0 { r.brawl } else { 0 },
     ];
     debug_assert_eq!(raw.len(), FEATURE_NAMES.len());
     raw.iter().map(|&n| (n as f32).ln_1p()).collect()
@@ -183,6 +194,14 @@ mod tests {
         assert!(withdrawn(&row("业主在群里说要弄死他，经网格员了解系一时气话，已在群内道歉。")));
         assert!(!withdrawn(&row("上次的事已经和解了，可他昨天又来闹，我这回非弄死他不可。")));
         assert!(!withdrawn(&row("他再不赔钱，我就弄死他。")));
+    }
+
+    #[test]
+    fn a_brawl_counts_only_with_no_grievance_named() {
+        assert_eq!(FEATURE_NAMES[BRAWL_WITHOUT_GRIEVANCE], "brawl_without_grievance");
+        assert!(brawl_without_grievance(&row("他喝多了拿着菜刀在楼道里追他老婆")));
+        assert!(!brawl_without_grievance(&row("包工头欠我工钱不给，我喝了酒就去找他拼了")));
+        assert!(!brawl_without_grievance(&row("我要弄死他")));
     }
 
     #[test]

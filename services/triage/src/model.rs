@@ -121,6 +121,9 @@ pub struct Scores {
     /// Threat labels with a fired threat cue of their own (violence,
     /// retaliation, self_harm, collective).
     pub cue_labels: [bool; 4],
+    /// The text names a brawl, drink, a spouse or a mental illness and no
+    /// grievance (see `decide`).
+    pub brawl_without_grievance: bool,
     pub labels: [f32; 5],
     pub threat: f32,
     pub red: f32,
@@ -168,6 +171,7 @@ impl Heads {
             warning_with_act: crate::features::warning_with_act(features),
             intent_with_act: crate::features::intent_with_act(features),
             threat_with_specific: crate::features::threat_with_specific(features),
+            brawl_without_grievance: crate::features::brawl_without_grievance(features),
             labels,
             threat: self.threat.model.score(&x),
             red: self.red.model.score(&x),
@@ -240,6 +244,14 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
             flagged[l.index()] = false;
         }
     }
+    // labels.md: a brawl, or a threat used to coerce a spouse or parent with no
+    // grievance behind it, is violence alone. Where the text names a brawl,
+    // drink, a spouse or a mental illness, no grievance, and no revenge cue
+    // fired, a retaliation score is the threat's tone (EVALUATION.md, risk-1.7).
+    let no_revenge = s.brawl_without_grievance && !own_cue(Label::Retaliation);
+    if no_revenge {
+        flagged[Label::Retaliation.index()] = false;
+    }
     let threat_flagged = Label::ALL.iter().any(|l| l.is_threat() && flagged[l.index()]);
     let threat = judged_threat(&s, threat_flagged, t);
     let mut forced_label = None;
@@ -251,7 +263,7 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
             let any_cued = other_cue || own_cue(Label::SelfHarm);
             let best = Label::ALL
                 .into_iter()
-                .filter(|&l| l.is_threat() && (!any_cued || own_cue(l)))
+                .filter(|&l| l.is_threat() && (!any_cued || own_cue(l)) && !(no_revenge && l == Label::Retaliation))
                 .max_by(|a, b| {
                     let ra = s.labels[a.index()] / thresholds[a.index()].max(1e-3);
                     let rb = s.labels[b.index()] / thresholds[b.index()].max(1e-3);
@@ -309,6 +321,7 @@ mod tests {
             warning_with_act: false,
             intent_with_act: false,
             threat_with_specific: true,
+            brawl_without_grievance: false,
             cue_labels: [false; 4],
             labels: [0.9, 0.8, 0.1, 0.1, 0.2],
             threat: 0.95,
@@ -365,6 +378,24 @@ mod tests {
         let lone = Scores { labels: [0.1, 0.1, 0.7, 0.1, 0.2], cue_labels: [false, true, false, false], ..sure_threat() };
         let d = decide(lone, [0.5; 5], t);
         assert_eq!((d.level, d.forced_label), (RiskLevel::Red, Some(Label::Retaliation)));
+    }
+
+    #[test]
+    fn a_brawl_with_no_grievance_behind_it_is_violence_alone() {
+        let t = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
+        let s = Scores { cue_labels: [true, false, false, false], ..sure_threat() };
+        assert!(decide(s, [0.5; 5], t).flagged[Label::Retaliation.index()]);
+        let brawl = Scores { brawl_without_grievance: true, ..s };
+        let d = decide(brawl, [0.5; 5], t);
+        assert_eq!(d.flagged[..2], [true, false], "{:?}", d.flagged);
+        // A revenge cue of its own keeps it.
+        let d = decide(Scores { cue_labels: [true, true, false, false], ..brawl }, [0.5; 5], t);
+        assert!(d.flagged[Label::Retaliation.index()]);
+        // Where the heads leaned only to retaliation, the threat stays and is
+        // named after another label.
+        let lone = Scores { labels: [0.3, 0.9, 0.1, 0.1, 0.2], cue_labels: [false; 4], ..brawl };
+        let d = decide(lone, [0.5; 5], t);
+        assert_eq!((d.level, d.forced_label), (RiskLevel::Red, Some(Label::Violence)));
     }
 
     #[test]

@@ -111,7 +111,9 @@ fn the_victims_side_does_not_fire() {
     // A whistle-blower's fear of reprisal and a finished act done to someone
     // threaten nothing (labels.md: a past, finished assault reported only to
     // ask for compensation is not violence).
-    for text in ["我想实名举报化工厂偷排废水，但我就住在厂子旁边，怕被他们报复", "我有点怕以后被报复，能不能匿名", "厂里的订单被砍了一半，下个月可能要放假"] {
+    for text in ["我想实名举报化工厂偷排废水，但我就住在厂子旁边，怕被他们报复", "我有点怕以后被报复，能不能匿名", "厂里的订单被砍了一半，下个月可能要放假",
+        // A space ends a chat clause, so 要 in the next one is not this act's future.
+        "厂里的订单被砍了一半 听说下个月要放假"] {
         assert!(threats(text).is_empty(), "{text}: {:?}", threats(text));
         assert!(lexicon().analyse(text).suppressed.iter().any(|(_, w)| *w == Suppression::Victim), "{text}");
     }
@@ -211,6 +213,19 @@ fn constructions_are_caught_by_patterns() {
         ("要是连房子也没了，我也没脸活下去了", Label::SelfHarm),
         ("老人揣着一瓶敌敌畏去了村委会", Label::SelfHarm),
         ("当事人携带一把砍刀在他家楼下转", Label::Violence),
+        // Session 8: a weapon made ready, a life for a life, ruin of a
+        // business, a height or the water already reached, affairs put in
+        // order, people already gathered (the group named after its count).
+        ("我已经准备好了刀，就等他下班", Label::Violence),
+        ("他害死我儿子，我就跟他一命抵一命", Label::Retaliation),
+        ("不给个说法，你这个店也别想开下去", Label::Retaliation),
+        ("老人坐在五楼楼顶天台边缘，谁劝都不下来", Label::SelfHarm),
+        ("该交代的都交代了，这个年我不打算过了", Label::SelfHarm),
+        ("售楼部门口现有三十余名某某楼盘购房业主席地而坐", Label::Collective),
+        ("明早所有拉货的车都开到收费站门口", Label::Collective),
+        ("镇政府院子里现在坐满了人，都是来讨工钱的", Label::Collective),
+        // A space ends a chat clause: 别 in 别劝了 negates nothing after it.
+        ("别劝了 我已经在江边上了", Label::SelfHarm),
     ] {
         assert!(threats(text).iter().any(|(l, _)| *l == label), "{text}: {:?}", threats(text));
     }
@@ -246,14 +261,17 @@ fn dying_together_is_retaliation_not_self_harm() {
 }
 
 /// The writer taking their own words back ("是气话") is a withdrawal; denying
-/// that they were ("这不是气话") is not.
+/// that they were ("这不是气话", "不是一时气话") or that the parties made up
+/// ("未达成和解") is not.
 #[test]
 fn words_taken_back_as_said_in_anger_withdraw_the_threat() {
     let lex = lexicon();
     let back = lex.analyse("我当时说要把他店砸了，那是气话，我不会真去的");
     assert!(back.withdrawn > 0, "{:?}", back.evidence);
-    let denied = lex.analyse("我说要把他店砸了，这不是气话");
-    assert_eq!(denied.withdrawn, 0, "{:?}", denied.evidence);
+    for text in ["我说要把他店砸了，这不是气话", "我说要把他店砸了，我说的不是一时气话", "他扬言要把店砸了，双方未达成和解"] {
+        let denied = lex.analyse(text);
+        assert_eq!(denied.withdrawn, 0, "{text}: {:?}", denied.evidence);
+    }
 }
 
 #[test]
