@@ -105,8 +105,6 @@ pub struct CueLexicon {
     patterns: Vec<(String, Pattern)>,
     /// Regexes with their index in `patterns`.
     regexes: Vec<(regex::Regex, usize)>,
-    /// Intent markers too varied for a phrase list (我们全组人就去…).
-    intent_regexes: Vec<regex::Regex>,
     /// Everyday phrases and their plain rewrites, for the encoder's input.
     neutral: (AhoCorasick, Vec<String>),
     jieba: Jieba,
@@ -121,6 +119,24 @@ fn specific_kind(name: &str) -> Result<CueKind, LexiconError> {
         "in_progress" => CueKind::SpecificInProgress,
         "place" => CueKind::SpecificPlace,
         other => return Err(LexiconError(format!("unknown specific kind {other}"))),
+    })
+}
+
+/// The context words a `[context]` list (or a `context.<list>` pattern) holds.
+fn context_list(name: &str) -> Result<Pattern, LexiconError> {
+    Ok(match name {
+        "negator" => Pattern::Negator,
+        "past" => Pattern::Past,
+        "habitual" => Pattern::Habitual,
+        "future" => Pattern::Future,
+        "media" => Pattern::Media,
+        "withdrawn" => Pattern::Withdrawn,
+        "intent" => Pattern::Intent,
+        "passive" => Pattern::Passive,
+        "fear" => Pattern::Fear,
+        "grievance" => Pattern::Grievance,
+        "brawl" => Pattern::Brawl,
+        other => return Err(LexiconError(format!("unknown context list {other}"))),
     })
 }
 
@@ -164,39 +180,33 @@ impl CueLexicon {
             add(&ph.phrases, Pattern::Cue(None, kind));
         }
         add(&file.figurative.phrases, Pattern::Figurative);
-        let mut intent_regexes = Vec::new();
+        // Regex lists: `[pattern]` tables, and `intent_pattern` in `[context]`
+        // (lexicon files before risk-1.7 kept intent regexes there).
+        let mut regex_lists: Vec<(Pattern, &[String])> = Vec::new();
         for (name, list) in &file.context {
             if name == "intent_pattern" {
-                for src in list {
-                    intent_regexes.push(regex::Regex::new(src).map_err(|e| LexiconError(format!("intent pattern {src}: {e}")))?);
-                }
+                regex_lists.push((Pattern::Intent, list));
                 continue;
             }
-            let p = match name.as_str() {
-                "negator" => Pattern::Negator,
-                "past" => Pattern::Past,
-                "habitual" => Pattern::Habitual,
-                "future" => Pattern::Future,
-                "media" => Pattern::Media,
-                "withdrawn" => Pattern::Withdrawn,
-                "intent" => Pattern::Intent,
-                "passive" => Pattern::Passive,
-                "fear" => Pattern::Fear,
-                "grievance" => Pattern::Grievance,
-                "brawl" => Pattern::Brawl,
-                other => return Err(LexiconError(format!("unknown context list {other}"))),
-            };
-            add(list, p);
+            add(list, context_list(name)?);
         }
         let n_phrases = patterns.len();
-        let mut regexes = Vec::new();
         for (name, list) in &file.pattern {
             // A label names threat patterns; `specific.<kind>` names patterns for
-            // a specific too varied for a phrase list (下个月10号, 本周五).
-            let cue = match name.strip_prefix("specific.") {
-                Some(kind) => Pattern::Cue(None, specific_kind(kind)?),
-                None => Pattern::Cue(Some(name.parse::<Label>().map_err(|e| LexiconError(e.to_string()))?), CueKind::Threat),
+            // a specific too varied for a phrase list (下个月10号, 本周五), and
+            // `context.<list>` context words too varied for one (我们全组人就…,
+            // a date with its year).
+            let p = if let Some(kind) = name.strip_prefix("specific.") {
+                Pattern::Cue(None, specific_kind(kind)?)
+            } else if let Some(list) = name.strip_prefix("context.") {
+                context_list(list)?
+            } else {
+                Pattern::Cue(Some(name.parse::<Label>().map_err(|e| LexiconError(e.to_string()))?), CueKind::Threat)
             };
+            regex_lists.push((p, list));
+        }
+        let mut regexes = Vec::new();
+        for (cue, list) in regex_lists {
             for src in list {
                 let re = regex::Regex::new(src).map_err(|e| LexiconError(format!("pattern {src}: {e}")))?;
                 regexes.push((re, patterns.len()));
@@ -220,7 +230,7 @@ impl CueLexicon {
             .build(file.neutral.keys())
             .map_err(|e| LexiconError(e.to_string()))?;
         let neutral = (neutral_matcher, file.neutral.values().cloned().collect());
-        Ok(Self { matcher, patterns, regexes, intent_regexes, neutral, jieba })
+        Ok(Self { matcher, patterns, regexes, neutral, jieba })
     }
 
     pub fn builtin() -> Result<Self, LexiconError> {
@@ -291,7 +301,6 @@ impl CueLexicon {
         // 我要是 (if I), 我就是 (I just am), 我要求 (I demand), 我会不会 state no intent.
         let intents: Vec<(usize, usize)> = of(Pattern::Intent)
             .map(|h| (h.start, h.end))
-            .chain(self.intent_regexes.iter().flat_map(|re| re.find_iter(text).map(|m| (m.start(), m.end()))))
             .filter(|&(_, end)| !text[end..].starts_with(['是', '求', '不']))
             .map(|(start, end)| (char_at(start), char_at(end)))
             .collect();

@@ -236,8 +236,8 @@ fn red_threshold(scores: &[Scores], ex: &[Example], max_missed: f64) -> f32 {
 /// `max_under_triage`, those whose false alarms are within `tolerance` (a
 /// share of the gold blue/yellow texts) of the fewest, and that miss no more
 /// than the fewest-alarm pairs do, are tied; of those, the highest cue bar,
-/// then the fewest false alarms, the least under-triage and the highest
-/// no-cue bar. If no pair is within the cap, the pair with the least
+/// then the lowest no-cue bar, the fewest false alarms and the least
+/// under-triage. If no pair is within the cap, the pair with the least
 /// under-triage (then alarms, then the lower thresholds).
 ///
 /// The alarm count is flat across a wide range of pairs, and the single
@@ -252,13 +252,18 @@ fn red_threshold(scores: &[Scores], ex: &[Example], max_missed: f64) -> f32 {
 /// cost curve a small change in the data moved it between operating points
 /// far apart, while a cap names the point the service is held to.
 ///
-/// The bar without a cue is never above the bar with one. Texts without a cue
-/// are where threats worded unlike the lexicon land (other writers'
-/// implicit threats), and the more of the training threats the lexicon names,
-/// the fewer are left there to calibrate on (12 of 371 in risk-1.4's set): the
-/// alarm-fewest bar then sits just under those few, and risk-1.4's came out at
+/// The bar without a cue is never above the bar with one, and among tied
+/// pairs it is the lowest. Texts without a cue are where threats worded
+/// unlike the lexicon land (other writers' implicit threats), and the more of
+/// the training threats the lexicon names, the fewer are left there to
+/// calibrate on (12 of 371 in risk-1.4's set, 4 in risk-1.7's): the
+/// alarm-fewest bar then sits just under those few. Risk-1.4's came out at
 /// 0.54 against 0.40 with a cue and missed the standard's kind of implicit
-/// threat ("…冬天天干物燥，哪天出点什么事可别赖我").
+/// threat ("…冬天天干物燥，哪天出点什么事可别赖我"); risk-1.7's, taking the highest
+/// tied no-cue bar, came out at the cue bar (0.51) and missed "包工头欠了我两年工资
+/// 不给，他新买的那辆车就停在小区楼下，晚上也没人看着". So the alarm tolerance is
+/// spent on that side: the cue bar as high as the tie allows, the no-cue
+/// bar as low.
 fn threat_thresholds(scores: &[Scores], ex: &[Example], thresholds: [f32; 5], max_under_triage: f64, tolerance: f64) -> (f32, f32) {
     let high = |l: RiskLevel| l >= RiskLevel::Orange;
     let n_high = ex.iter().filter(|e| high(e.level)).count();
@@ -299,8 +304,8 @@ fn threat_thresholds(scores: &[Scores], ex: &[Example], thresholds: [f32; 5], ma
     // misses with more alarms.
     let misses = within.iter().filter(|p| p.3 == fewest).map(|p| p.2).min().unwrap_or(0);
     let tied = within.into_iter().filter(|p| (p.3 - fewest) as f64 <= tolerance * gold_low + 1e-9 && p.2 <= misses);
-    // The highest cue bar, then fewest alarms, fewest misses, highest no-cue bar.
-    tied.max_by(|a, b| a.0.total_cmp(&b.0).then(b.3.cmp(&a.3)).then(b.2.cmp(&a.2)).then(a.1.total_cmp(&b.1)))
+    // The highest cue bar, then the lowest no-cue bar, fewest alarms, fewest misses.
+    tied.max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)).then(b.3.cmp(&a.3)).then(b.2.cmp(&a.2)))
         .map_or((0.5, 0.5), |p| (p.0, p.1))
 }
 
@@ -460,17 +465,18 @@ mod tests {
         // 50 gold threats. Cap 0: every threat caught, so the no-cue bar is at
         // most 0.20 and lets the ten 0.50 non-threats through. Every cue bar
         // from 0.31 to 0.90 clears the 0.30 non-threats and keeps the 0.90
-        // threats: tied, the highest is taken (then the highest no-cue bar).
+        // threats: tied, the highest is taken, and the lowest no-cue bar that
+        // adds no alarm (0.11, over the 0.10 non-threats).
         let (tc, tn) = threat_thresholds(&s, &ex, t, 0.0, 0.0);
-        assert!(close(tn, 0.20) && close(tc, 0.90), "{tc} {tn}");
+        assert!(close(tn, 0.11) && close(tc, 0.90), "{tc} {tn}");
         // Cap 20 %: missing the 0.20 threats would not remove an alarm, so
         // nothing changes.
         assert_eq!(threat_thresholds(&s, &ex, t, 0.2, 0.0), (tc, tn));
         // Cap 40 %: missing the 0.20 and 0.40 threats (20 of 50) removes all
-        // ten alarms; the no-cue bar rises as far as it can without missing
-        // the 0.60 threats, and the cue bar stays above it.
+        // ten alarms; the no-cue bar sits just over the 0.50 non-threats, and
+        // the cue bar stays above it.
         let (tc, tn) = threat_thresholds(&s, &ex, t, 0.4, 0.0);
-        assert!(close(tn, 0.60) && close(tc, 0.90), "{tc} {tn}");
+        assert!(close(tn, 0.51) && close(tc, 0.90), "{tc} {tn}");
         // With cue threats at 0.45 the cue bar cannot rise past them within a
         // 40 % cap that is already spent, so the no-cue bar stays at or below
         // it, and of the pairs with the fewest alarms the ones that miss
@@ -482,7 +488,7 @@ mod tests {
             ex2.push(example(RiskLevel::Orange));
         }
         let (tc, tn) = threat_thresholds(&s2, &ex2, t, 0.4, 0.0);
-        assert!(close(tc, 0.45) && close(tn, 0.20), "{tc} {tn}");
+        assert!(close(tc, 0.45) && close(tn, 0.11), "{tc} {tn}");
         // A cue threat scoring 0.05: with cap 0 the cue bar comes down to it,
         // alarms and all.
         s.push(scores(0.05, true));
@@ -517,15 +523,17 @@ mod tests {
         ]);
         let t = [0.99f32; 5];
         let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
-        // No tolerance: the fewest alarms, so both bars at 0.40.
+        // No tolerance: the fewest alarms (none), so the cue bar at 0.40 and
+        // the no-cue bar just over the 0.28 non-threats.
         let (tc, tn) = threat_thresholds(&s, &ex, t, 0.05, 0.0);
-        assert!(close(tc, 0.40) && close(tn, 0.40), "{tc} {tn}");
+        assert!(close(tc, 0.40) && close(tn, 0.29), "{tc} {tn}");
         // Three alarms of 63 non-threats (5 %) tie the two, with the same one
-        // miss: the higher cue bar wins, the no-cue bar as high as it can be.
+        // miss: the higher cue bar wins, and the no-cue bar goes as low as the
+        // tie allows (over the 0.10 non-threats).
         let (tc, tn) = threat_thresholds(&s, &ex, t, 0.05, 0.05);
-        assert!(close(tc, 0.90) && close(tn, 0.25), "{tc} {tn}");
+        assert!(close(tc, 0.90) && close(tn, 0.11), "{tc} {tn}");
         // Two alarms (3 %) do not.
         let (tc, tn) = threat_thresholds(&s, &ex, t, 0.05, 0.03);
-        assert!(close(tc, 0.40) && close(tn, 0.40), "{tc} {tn}");
+        assert!(close(tc, 0.40) && close(tn, 0.29), "{tc} {tn}");
     }
 }

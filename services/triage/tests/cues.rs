@@ -59,6 +59,8 @@ fn figurative_and_everyday_usage_does_not_fire() {
         "那个骗子让我倾家荡产",
         "你等着瞧",
         "我婆婆说她拼了老命也给我们带孩子",
+        // A space ends a chat clause: 把…炸了 does not reach across it.
+        "大家别在那个团购群买菜了 群主还把我踢了 气炸了",
     ] {
         assert!(threats(text).is_empty(), "{text}: {:?}", threats(text));
     }
@@ -85,6 +87,8 @@ fn finished_past_events_and_fiction_do_not_fire() {
         "去年他在村口跟人打架了，已经处理完，我想问问医药费怎么报销",
         // The cue is itself the completed act (砍了), and 前天 is past.
         "前天隔壁的老蒋说挡了他家的光，叫人来砍了二十多根竹子，我想让他按价赔",
+        // A date with its year is the history of the case.
+        "黄某2019年发病时曾砍伤其父，经治疗后病情稳定，目前按时服药",
     ] {
         assert!(threats(past).is_empty(), "{past}: {:?}", threats(past));
     }
@@ -229,6 +233,24 @@ fn constructions_are_caught_by_patterns() {
     ] {
         assert!(threats(text).iter().any(|(l, _)| *l == label), "{text}: {:?}", threats(text));
     }
+}
+
+/// Context words too varied for a phrase list load as `context.<list>`
+/// patterns, and lexicon files from before risk-1.7 (intent regexes as
+/// `intent_pattern` in `[context]`) still load.
+#[test]
+fn context_regexes_load_from_either_table() {
+    let base = "[threat.violence]\nphrases = [\"砸了\"]\n[topic.livelihood]\nphrases = [\"工资\"]\n\
+                [specific.time]\nphrases = [\"明天\"]\n[escalation.vague_warning]\nphrases = [\"别逼我\"]\n\
+                [figurative]\nphrases = []\n";
+    let text = "再不解决，我们全村人就把他家砸了";
+    for tables in ["[context]\nintent_pattern = [\"我们全村人就\"]\n", "[pattern]\n\"context.intent\" = [\"我们全村人就\"]\n[context]\n"] {
+        let lex = CueLexicon::from_toml(&format!("{base}{tables}")).unwrap();
+        assert_eq!(lex.analyse(text).intent_with_act, 1, "{tables}");
+    }
+    let plain = CueLexicon::from_toml(&format!("{base}[context]\n")).unwrap();
+    assert_eq!(plain.analyse(text).intent_with_act, 0);
+    assert!(CueLexicon::from_toml(&format!("{base}[pattern]\n\"context.nope\" = [\"x\"]\n[context]\n")).is_err());
 }
 
 #[test]

@@ -61,7 +61,8 @@ pub struct TrainArgs {
     /// within this share of the gold blue/yellow texts of the fewest (and
     /// that miss no more than the fewest-alarm pairs) count as tied; of
     /// those, the highest bar for texts with a threat cue (a real case stream
-    /// has far fewer threats than the training set).
+    /// has far fewer threats than the training set), then the lowest for
+    /// texts without one (other writers' implicit threats land there).
     #[arg(long, default_value_t = 0.01)]
     pub alarm_tolerance: f64,
     /// Also write the out-of-fold predictions (JSON Lines) here, for error analysis.
