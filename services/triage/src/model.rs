@@ -222,6 +222,8 @@ pub struct LevelThresholds {
 /// Labels and level are kept consistent: no threat label below orange, and at
 /// least one at orange or red. A threat is red only if the red head says so
 /// and, where the lexicon read it, a specific fired (`Scores::may_be_red`).
+/// Where the text names a brawl and no grievance, retaliation needs a revenge
+/// cue of its own (`Scores::brawl_without_grievance`).
 pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
     let mut flagged = [false; 5];
     for i in 0..5 {
