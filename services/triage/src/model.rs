@@ -314,6 +314,10 @@ fn judged_threat(s: &Scores, threat_flagged: bool, t: LevelThresholds) -> bool {
 mod tests {
     use super::*;
 
+    /// Level bars for the decision tests: a threat at 0.5 with a cue, 0.6
+    /// without; red and yellow at 0.5.
+    const BARS: LevelThresholds = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
+
     /// A threat the heads are sure of, in a text with a threat cue.
     fn sure_threat() -> Scores {
         Scores {
@@ -334,7 +338,7 @@ mod tests {
 
     #[test]
     fn a_vague_warning_without_an_act_is_never_a_threat() {
-        let t = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
+        let t = BARS;
         let thresholds = [0.5f32; 5];
         let s = Scores { threat_cue: false, labels: [0.9, 0.1, 0.1, 0.1, 0.2], red: 0.1, yellow: 0.9, ..sure_threat() };
         let d = decide(s, thresholds, t);
@@ -352,7 +356,7 @@ mod tests {
 
     #[test]
     fn a_forced_threat_label_comes_from_the_fired_cues() {
-        let t = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
+        let t = BARS;
         // No label over its threshold; self_harm leans highest.
         let s = Scores { labels: [0.1, 0.2, 0.4, 0.1, 0.2], red: 0.1, ..sure_threat() };
         assert_eq!(decide(s, [0.5; 5], t).forced_label, Some(Label::SelfHarm));
@@ -363,7 +367,7 @@ mod tests {
 
     #[test]
     fn harm_to_oneself_and_to_others_each_need_their_own_cue_where_the_other_fired() {
-        let t = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
+        let t = BARS;
         let s = Scores { labels: [0.9, 0.8, 0.7, 0.1, 0.2], ..sure_threat() };
         // Only violence's cue fired: the self-harm score is the threat's tone.
         let d = decide(Scores { cue_labels: [true, false, false, false], ..s }, [0.5; 5], t);
@@ -384,7 +388,7 @@ mod tests {
 
     #[test]
     fn a_brawl_with_no_grievance_behind_it_is_violence_alone() {
-        let t = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
+        let t = BARS;
         let s = Scores { cue_labels: [true, false, false, false], ..sure_threat() };
         assert!(decide(s, [0.5; 5], t).flagged[Label::Retaliation.index()]);
         let brawl = Scores { brawl_without_grievance: true, ..s };
@@ -402,7 +406,7 @@ mod tests {
 
     #[test]
     fn a_warning_tied_to_an_act_is_a_threat_whatever_the_heads_say() {
-        let t = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
+        let t = BARS;
         let s = Scores { labels: [0.3, 0.1, 0.1, 0.1, 0.2], threat: 0.1, red: 0.1, ..sure_threat() };
         assert_eq!(decide(s, [0.5; 5], t).level, RiskLevel::Blue);
         let d = decide(Scores { warning_with_act: true, cue_labels: [true, false, false, false], ..s }, [0.5; 5], t);
@@ -414,7 +418,7 @@ mod tests {
 
     #[test]
     fn a_withdrawn_threat_is_judged_as_it_stands_now() {
-        let t = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
+        let t = BARS;
         let s = sure_threat();
         assert_eq!(decide(s, [0.5; 5], t).level, RiskLevel::Red);
         let d = decide(Scores { withdrawn: true, ..s }, [0.5; 5], t);
@@ -424,7 +428,7 @@ mod tests {
 
     #[test]
     fn red_needs_a_specific_where_the_lexicon_read_the_threat() {
-        let t = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5 };
+        let t = BARS;
         let s = sure_threat();
         assert_eq!(decide(s, [0.5; 5], t).level, RiskLevel::Red);
         let d = decide(Scores { threat_with_specific: false, ..s }, [0.5; 5], t);

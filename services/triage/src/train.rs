@@ -89,7 +89,8 @@ pub struct TrainConfig {
     /// Threat-bar pairs within `max_under_triage` whose false alarms are
     /// within this share of the gold blue/yellow texts of the fewest (and that
     /// miss no more than the fewest-alarm pairs) count as tied, and of those
-    /// the highest cue bar is taken (see `threat_thresholds`).
+    /// the highest cue bar is taken, then the lowest no-cue bar (see
+    /// `threat_thresholds`).
     /// 1 % is six of risk-1.6's 589: three single fold draws put 28, 32 and
     /// 33 false alarms on one and the same pair of bars (EVALUATION.md), so
     /// pairs closer than that are not told apart by the training set.
@@ -393,6 +394,10 @@ mod tests {
         Example { id: String::new(), text: String::new(), labels: Vec::new(), level, source: String::new() }
     }
 
+    fn close(a: f32, b: f32) -> bool {
+        (a - b).abs() < 1e-6
+    }
+
     /// `n` texts at each (threat score, gold level, threat cue fired, n).
     fn texts(groups: &[(f32, RiskLevel, bool, usize)]) -> (Vec<Scores>, Vec<Example>) {
         groups.iter().flat_map(|&(score, level, cue, n)| (0..n).map(move |_| (scores(score, cue), example(level)))).unzip()
@@ -415,7 +420,6 @@ mod tests {
             s.push(Scores { red: 0.9, ..scores(0.9, true) });
             ex.push(example(RiskLevel::Orange));
         }
-        let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
         // Cap 0: every red kept, so the bar sits at the lowest red score.
         assert!(close(red_threshold(&s, &ex, 0.0), 0.10), "{}", red_threshold(&s, &ex, 0.0));
         // Cap 10 %: two reds may fall below, so the bar rises to the next score.
@@ -435,7 +439,6 @@ mod tests {
         let a = Scores { labels: [0.2, 0.4, 0.0, 0.0, 1.0], red: 0.3, yellow: 0.1, cue_labels: [true, false, false, false], ..scores(0.6, true) };
         let b = Scores { labels: [0.4, 0.0, 0.2, 0.0, 0.0], red: 0.1, yellow: 0.5, ..a };
         let m = mean_scores(&[a, Scores { threat: 0.2, ..b }]);
-        let close = |x: f32, y: f32| (x - y).abs() < 1e-6;
         assert!(close(m.threat, 0.4) && close(m.red, 0.2) && close(m.yellow, 0.3), "{m:?}");
         for (got, want) in m.labels.iter().zip([0.3, 0.2, 0.1, 0.0, 0.5]) {
             assert!(close(*got, want), "{:?}", m.labels);
@@ -461,7 +464,6 @@ mod tests {
             (0.30, RiskLevel::Blue, true, 10),
         ]);
         let t = [0.99f32; 5];
-        let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
         // 50 gold threats. Cap 0: every threat caught, so the no-cue bar is at
         // most 0.20 and lets the ten 0.50 non-threats through. Every cue bar
         // from 0.31 to 0.90 clears the 0.30 non-threats and keeps the 0.90
@@ -522,7 +524,6 @@ mod tests {
             (0.10, RiskLevel::Blue, false, 40),
         ]);
         let t = [0.99f32; 5];
-        let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
         // No tolerance: the fewest alarms (none), so the cue bar at 0.40 and
         // the no-cue bar just over the 0.28 non-threats.
         let (tc, tn) = threat_thresholds(&s, &ex, t, 0.05, 0.0);
