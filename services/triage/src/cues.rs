@@ -218,9 +218,10 @@ impl CueLexicon {
             .build(patterns[..n_phrases].iter().map(|(s, _)| s.as_str()))
             .map_err(|e| LexiconError(e.to_string()))?;
         // The domain user dictionary: every cue and figurative phrase is a word,
-        // so segmentation keeps them whole and boundaries mean something.
+        // so segmentation keeps them whole and boundaries mean something. Only
+        // phrases: a regex's source (带.{0,6}汽油) is no word of any text.
         let mut jieba = Jieba::new();
-        for (s, p) in &patterns {
+        for (s, p) in &patterns[..n_phrases] {
             if matches!(p, Pattern::Cue(..) | Pattern::Figurative) && s.chars().count() > 1 {
                 jieba.add_word(s, Some(2000), None);
             }

@@ -253,6 +253,22 @@ fn context_regexes_load_from_either_table() {
     assert!(CueLexicon::from_toml(&format!("{base}[pattern]\n\"context.nope\" = [\"x\"]\n[context]\n")).is_err());
 }
 
+/// Only phrases join jieba's dictionary: a regex source that happens to be
+/// plain text (here a threat pattern) must not swallow a cue phrase into
+/// one long word and so misalign it.
+#[test]
+fn regex_sources_do_not_join_the_word_dictionary() {
+    let base = "[threat.violence]\nphrases = [\"砸了\"]\n[topic.livelihood]\nphrases = [\"工资\"]\n\
+                [specific.time]\nphrases = [\"明天\"]\n[escalation.vague_warning]\nphrases = [\"别逼我\"]\n\
+                [figurative]\nphrases = []\n[context]\n";
+    let text = "明天就去他家砸了门窗";
+    for tables in ["", "[pattern]\nviolence = [\"家砸了门\"]\n"] {
+        let lex = CueLexicon::from_toml(&format!("{base}{tables}")).unwrap();
+        let words = lex.jieba().cut(text, true);
+        assert!(words.contains(&"砸了"), "{tables}: {words:?}");
+    }
+}
+
 #[test]
 fn never_panics_on_awkward_text() {
     let lex = lexicon();
