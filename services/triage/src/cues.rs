@@ -193,10 +193,13 @@ impl CueLexicon {
         let n_phrases = patterns.len();
         for (name, list) in &file.pattern {
             // A label names threat patterns; `specific.<kind>` names patterns for
-            // a specific too varied for a phrase list (下个月10号, 本周五), and
+            // a specific too varied for a phrase list (下个月10号, 本周五),
             // `context.<list>` context words too varied for one (我们全组人就…,
-            // a date with its year).
-            let p = if let Some(kind) = name.strip_prefix("specific.") {
+            // a date with its year), and `figurative` everyday constructions
+            // (砍了半天价, 跟砍人似的).
+            let p = if name == "figurative" {
+                Pattern::Figurative
+            } else if let Some(kind) = name.strip_prefix("specific.") {
                 Pattern::Cue(None, specific_kind(kind)?)
             } else if let Some(list) = name.strip_prefix("context.") {
                 context_list(list)?
@@ -380,10 +383,10 @@ impl CueLexicon {
         // counts as completed too: "前天…叫人来砍了二十多根" is a past event.
         // Not for self-harm wishes that end in 了 (不如死了算了).
         let done = completed || (label == Some(Label::Violence) && finished);
-        if done
-            && in_range(Pattern::Past, s0, s1).next().is_some()
-            && settled
-        {
+        // 曾 right before the cue says both, past and done ("发病时曾持刀砍伤其父");
+        // only right before, since 曾 is also a surname (曾某扬言…).
+        let once = text[c0..h.start].ends_with('曾') || text[c0..h.start].ends_with("曾经");
+        if (once || (done && in_range(Pattern::Past, s0, s1).next().is_some())) && settled {
             return Some(Suppression::PastEvent);
         }
         None

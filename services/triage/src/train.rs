@@ -95,11 +95,23 @@ pub struct TrainConfig {
     /// 33 false alarms on one and the same pair of bars (EVALUATION.md), so
     /// pairs closer than that are not told apart by the training set.
     pub alarm_tolerance: f64,
+    /// A label's bar is taken among the grid points whose out-of-fold F1 is
+    /// within this of the best: the one nearest half that best F1 (for
+    /// calibrated scores the F1-optimal bar is half the best F1; Lipton et
+    /// al., "Thresholding classifiers to maximize F1 score", 2014). Some F1
+    /// curves are flat (livelihood within 0.003 from 0.25 to 0.60), and their
+    /// single best point moved with a few texts' features (livelihood 0.46 →
+    /// 0.36 on a six-text lexicon change, adding 22 livelihood flags among
+    /// 495 real messages). 0.003 is about two texts of livelihood's 317: it
+    /// ties only what the training set cannot tell apart, and leaves peaked
+    /// curves at their peak (a wider 0.01 moved collective from 0.66 to 0.51
+    /// and cost false alarms by writer: EVALUATION.md, risk-1.8).
+    pub label_tolerance: f64,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { seed: 20261129, folds: 5, split: CvSplit::Random, logreg: LogRegConfig::default(), max_under_triage: 0.01, max_missed_red: 0.03, cv_repeats: 3, alarm_tolerance: 0.01 }
+        Self { seed: 20261129, folds: 5, split: CvSplit::Random, logreg: LogRegConfig::default(), max_under_triage: 0.01, max_missed_red: 0.03, cv_repeats: 3, alarm_tolerance: 0.01, label_tolerance: 0.003 }
     }
 }
 
@@ -183,28 +195,40 @@ fn calibrate(scores: &[Scores], ex: &[Example], cfg: &TrainConfig) -> ([f32; 5],
     let mut thresholds = [0.5f32; 5];
     for l in Label::ALL {
         let i = l.index();
-        thresholds[i] = grid()
-            .max_by(|&a, &b| {
-                let score = |t: f32| {
-                    let (mut tp, mut fp, mut fn_) = (0, 0, 0);
-                    for (s, e) in scores.iter().zip(ex) {
-                        match (s.labels[i] >= t, e.labels.contains(&l)) {
-                            (true, true) => tp += 1,
-                            (true, false) => fp += 1,
-                            (false, true) => fn_ += 1,
-                            _ => {}
-                        }
-                    }
-                    f1(tp, fp, fn_)
-                };
-                score(a).total_cmp(&score(b))
-            })
-            .unwrap_or(0.5);
+        thresholds[i] = label_threshold(scores.iter().map(|s| s.labels[i]).zip(ex.iter().map(|e| e.labels.contains(&l))), cfg.label_tolerance);
     }
     let (t_threat, t_nocue) = threat_thresholds(scores, ex, thresholds, cfg.max_under_triage, cfg.alarm_tolerance);
     let t_red = red_threshold(scores, ex, cfg.max_missed_red);
     let t_yellow = yellow_threshold(scores, ex);
     (thresholds, LevelThresholds { threat: t_threat, threat_without_cue: t_nocue, red: t_red, yellow: t_yellow })
+}
+
+/// A label's bar from its out-of-fold (score, gold) pairs: of the grid points
+/// whose F1 is within `tolerance` of the best, the one nearest half the best
+/// F1 (ties to the higher bar). See `TrainConfig::label_tolerance`.
+fn label_threshold(pairs: impl Iterator<Item = (f32, bool)>, tolerance: f64) -> f32 {
+    let pairs: Vec<(f32, bool)> = pairs.collect();
+    let curve: Vec<(f32, f64)> = grid()
+        .map(|t| {
+            let (mut tp, mut fp, mut fn_) = (0, 0, 0);
+            for &(s, gold) in &pairs {
+                match (s >= t, gold) {
+                    (true, true) => tp += 1,
+                    (true, false) => fp += 1,
+                    (false, true) => fn_ += 1,
+                    _ => {}
+                }
+            }
+            (t, f1(tp, fp, fn_))
+        })
+        .collect();
+    let best = curve.iter().map(|&(_, f)| f).fold(0.0, f64::max);
+    let target = best / 2.0;
+    curve
+        .iter()
+        .filter(|&&(_, f)| f >= best - tolerance - 1e-12)
+        .min_by(|a, b| (f64::from(a.0) - target).abs().total_cmp(&(f64::from(b.0) - target).abs()).then(b.0.total_cmp(&a.0)))
+        .map_or(0.5, |&(t, _)| t)
 }
 
 /// The yellow bar, among texts that are no threat: the fewest errors between
@@ -370,6 +394,18 @@ mod tests {
         }
         held.sort();
         assert_eq!(held, (0..100).collect::<Vec<_>>());
+    }
+
+    /// Best F1 0.952 for bars 0.11–0.30, and 0.947 (one text less) for
+    /// 0.61–0.90: within the tolerance the bar nearest half the best F1
+    /// (0.476) is 0.61; with none, the best points' nearest, 0.30.
+    #[test]
+    fn a_label_bar_is_near_half_the_best_f1_among_near_ties() {
+        let mut pairs = vec![(0.9f32, true); 9];
+        pairs.extend([(0.3, true), (0.6, false)]);
+        pairs.extend(vec![(0.1, false); 10]);
+        let (near, best) = (label_threshold(pairs.iter().copied(), 0.01), label_threshold(pairs.iter().copied(), 0.0));
+        assert!(close(near, 0.61) && close(best, 0.30), "{near} {best}");
     }
 
     #[test]

@@ -61,9 +61,14 @@ fn figurative_and_everyday_usage_does_not_fire() {
         "我婆婆说她拼了老命也给我们带孩子",
         // A space ends a chat clause: 把…炸了 does not reach across it.
         "大家别在那个团购群买菜了 群主还把我踢了 气炸了",
+        // A price haggled over, and a simile: the act is a comparison.
+        "在夜市跟摊主砍了好久的价 才便宜五块",
+        "楼上每天早上剁排骨，咚咚的跟砍人似的，能不能管管",
     ] {
         assert!(threats(text).is_empty(), "{text}: {:?}", threats(text));
     }
+    // A simile before the act leaves the act a threat.
+    assert!(threats("他拿着菜刀像疯了一样要砍人").iter().any(|(l, _)| *l == Label::Violence));
     let r = lexicon().analyse("报复性消费");
     assert!(r.suppressed.iter().any(|(e, why)| e.cue == "报复" && matches!(why, Suppression::Figurative | Suppression::InsideWord)), "{:?}", r.suppressed);
 }
@@ -89,12 +94,19 @@ fn finished_past_events_and_fiction_do_not_fire() {
         "前天隔壁的老蒋说挡了他家的光，叫人来砍了二十多根竹子，我想让他按价赔",
         // A date with its year is the history of the case.
         "黄某2019年发病时曾砍伤其父，经治疗后病情稳定，目前按时服药",
+        // 曾 right before the act: past and done, with no date (持刀 is a
+        // means, not a completed act).
+        "患者曾持刀伤人，经强制医疗后出院，家属负责看护",
+        // A drill stages the act.
+        "学校组织防暴演练，由保安扮演持刀歹徒闯入教学楼",
     ] {
         assert!(threats(past).is_empty(), "{past}: {:?}", threats(past));
     }
     // The same act ahead is a threat, and a wish to die is not a finished act.
     assert!(!threats("昨天他又来闹，我今天就砍了他").is_empty());
     assert!(threats("上月低保被取消了，她多次说不如死了算了").iter().any(|(l, _)| *l == Label::SelfHarm));
+    // 曾 as a surname is no past marker.
+    assert!(threats("曾某扬言明天持刀去村委会").iter().any(|(l, _)| *l == Label::Violence));
     let fiction = "昨晚看的电视剧里，男主角说要报复社会，太吓人了";
     assert!(threats(fiction).is_empty(), "{:?}", threats(fiction));
     // Forwarded news and things seen on TV are about others.

