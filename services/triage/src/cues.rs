@@ -251,6 +251,13 @@ impl CueLexicon {
         for (re, pattern) in &self.regexes {
             hits.extend(re.find_iter(text).map(|m| Hit { start: m.start(), end: m.end(), pattern: *pattern, regex: true }));
         }
+        // A one-character future or habit word counts only as a word of its
+        // own: 会 in 村委会 or 社会 is no future, 还 in 归还 no habit.
+        let on_boundary = |b: usize| boundaries.binary_search(&b).is_ok();
+        hits.retain(|h| {
+            let tense = matches!(self.patterns[h.pattern].1, Pattern::Future | Pattern::Habitual);
+            !tense || h.regex || text[h.start..h.end].chars().nth(1).is_some() || (on_boundary(h.start) && on_boundary(h.end))
+        });
         let of = |p: Pattern| hits.iter().filter(move |h| self.patterns[h.pattern].1 == p);
         let figurative: Vec<&Hit> = of(Pattern::Figurative).collect();
         let char_at = char_index(text);
@@ -384,8 +391,10 @@ impl CueLexicon {
         // Not for self-harm wishes that end in 了 (不如死了算了).
         let done = completed || (label == Some(Label::Violence) && finished);
         // 曾 right before the cue says both, past and done ("发病时曾持刀砍伤其父");
-        // only right before, since 曾 is also a surname (曾某扬言…).
-        let once = text[c0..h.start].ends_with('曾') || text[c0..h.start].ends_with("曾经");
+        // only right before, and not as a surname (曾某扬言…, 老曾持刀…).
+        let before = &text[c0..h.start];
+        let once = before.ends_with("曾经")
+            || (before.ends_with('曾') && !["老曾", "小曾", "姓曾", "阿曾", "叫曾"].iter().any(|n| before.ends_with(n)));
         if (once || (done && in_range(Pattern::Past, s0, s1).next().is_some())) && settled {
             return Some(Suppression::PastEvent);
         }

@@ -99,14 +99,18 @@ fn finished_past_events_and_fiction_do_not_fire() {
         "患者曾持刀伤人，经强制医疗后出院，家属负责看护",
         // A drill stages the act.
         "学校组织防暴演练，由保安扮演持刀歹徒闯入教学楼",
+        // 会 inside 村委会 is no future tense for the act.
+        "去年他在村委会门口跟人打架了，已经处理完了，我想问问医药费怎么报销",
     ] {
         assert!(threats(past).is_empty(), "{past}: {:?}", threats(past));
     }
     // The same act ahead is a threat, and a wish to die is not a finished act.
     assert!(!threats("昨天他又来闹，我今天就砍了他").is_empty());
+    assert!(!threats("他说明天要去村委会把会计砍了").is_empty());
     assert!(threats("上月低保被取消了，她多次说不如死了算了").iter().any(|(l, _)| *l == Label::SelfHarm));
     // 曾 as a surname is no past marker.
     assert!(threats("曾某扬言明天持刀去村委会").iter().any(|(l, _)| *l == Label::Violence));
+    assert!(threats("老曾持刀冲进了村委会").iter().any(|(l, _)| *l == Label::Violence));
     let fiction = "昨晚看的电视剧里，男主角说要报复社会，太吓人了";
     assert!(threats(fiction).is_empty(), "{:?}", threats(fiction));
     // Forwarded news and things seen on TV are about others.
