@@ -251,12 +251,13 @@ impl CueLexicon {
         for (re, pattern) in &self.regexes {
             hits.extend(re.find_iter(text).map(|m| Hit { start: m.start(), end: m.end(), pattern: *pattern, regex: true }));
         }
+        // Whether a hit starts and ends on jieba word boundaries.
+        let aligned = |h: &Hit| boundaries.binary_search(&h.start).is_ok() && boundaries.binary_search(&h.end).is_ok();
         // A one-character future or habit word counts only as a word of its
         // own: 会 in 村委会 or 社会 is no future, 还 in 归还 no habit.
-        let on_boundary = |b: usize| boundaries.binary_search(&b).is_ok();
         hits.retain(|h| {
             let tense = matches!(self.patterns[h.pattern].1, Pattern::Future | Pattern::Habitual);
-            !tense || h.regex || text[h.start..h.end].chars().nth(1).is_some() || (on_boundary(h.start) && on_boundary(h.end))
+            !tense || h.regex || text[h.start..h.end].chars().nth(1).is_some() || aligned(h)
         });
         let of = |p: Pattern| hits.iter().filter(move |h| self.patterns[h.pattern].1 == p);
         let figurative: Vec<&Hit> = of(Pattern::Figurative).collect();
@@ -266,11 +267,10 @@ impl CueLexicon {
         for h in &hits {
             let Pattern::Cue(label, kind) = self.patterns[h.pattern].1 else { continue };
             // Word boundaries: 刀 inside 捞刀河 (a river) or 杀 inside 杀毒 is no cue.
-            let aligned = boundaries.binary_search(&h.start).is_ok() && boundaries.binary_search(&h.end).is_ok();
             // Topic and escalation cues name matters, not acts: no boundary check
             // (工资 inside 拖欠工资 still names wages).
             let checked = matches!(kind, CueKind::Threat | CueKind::Mention) || kind.is_specific();
-            let inside_word = checked && !aligned && !h.regex;
+            let inside_word = checked && !h.regex && !aligned(h);
             let ev = Evidence {
                 label,
                 kind,
@@ -393,8 +393,7 @@ impl CueLexicon {
         // 曾 right before the cue says both, past and done ("发病时曾持刀砍伤其父");
         // only right before, and not as a surname (曾某扬言…, 老曾持刀…).
         let before = &text[c0..h.start];
-        let once = before.ends_with("曾经")
-            || (before.ends_with('曾') && !["老曾", "小曾", "姓曾", "阿曾", "叫曾"].iter().any(|n| before.ends_with(n)));
+        let once = before.ends_with("曾经") || (before.ends_with('曾') && !CENG_AS_NAME.iter().any(|n| before.ends_with(n)));
         if (once || (done && in_range(Pattern::Past, s0, s1).next().is_some())) && settled {
             return Some(Suppression::PastEvent);
         }
@@ -429,6 +428,8 @@ const CLAUSE_END: &[char] = &['，', ',', '。', '！', '!', '？', '?', '；', 
 const SENTENCE_END: &[char] = &['。', '！', '!', '？', '?', '\n'];
 const NOT_PASSIVE: &[&str] = &["申请人", "告", "执行人", "子", "褥", "保险人", "监护人", "继承人", "扶养人", "赡养人", "征收人", "害人"];
 const DENIAL: &[char] = &['不', '未', '没', '非'];
+/// 曾 as a surname right before a cue (老曾持刀…), not "once".
+const CENG_AS_NAME: &[&str] = &["老曾", "小曾", "姓曾", "阿曾", "叫曾"];
 const CONSEQUENCE: &[&str] = &["就", "便", "才", "的话", "我要", "我会"];
 
 /// Whether a context word ending at `marker_end` bears on the cue starting at
