@@ -41,6 +41,11 @@ pub struct CueReport {
     /// text "as it stands now", and a threat made after a reconciliation
     /// still stands.
     pub withdrawn: usize,
+    /// Laughter after the last threat or mention cue (哈哈, 😂): the writer
+    /// jokes about what came before ("再不戒烟我就跟他拼了 结果他今天真把烟扔了
+    /// 哈哈"). Every such text in the labelled sets is blue; 呵呵 is not here,
+    /// since it is as often a sneer that backs a threat.
+    pub joking: usize,
     /// Vague warnings in the same sentence as a fired threat cue: labels.md
     /// makes "到时候别怪我把机器拆了" a threat, the warning tied to an act.
     pub warning_with_act: usize,
@@ -88,6 +93,7 @@ enum Pattern {
     Future,
     Media,
     Withdrawn,
+    Joking,
     Intent,
     Passive,
     Fear,
@@ -131,6 +137,7 @@ fn context_list(name: &str) -> Result<Pattern, LexiconError> {
         "future" => Pattern::Future,
         "media" => Pattern::Media,
         "withdrawn" => Pattern::Withdrawn,
+        "joking" => Pattern::Joking,
         "intent" => Pattern::Intent,
         "passive" => Pattern::Passive,
         "fear" => Pattern::Fear,
@@ -300,6 +307,7 @@ impl CueLexicon {
         report.withdrawn = of(Pattern::Withdrawn)
             .filter(|h| char_at(h.start) >= last_threat && !denied(text, h.start))
             .count();
+        report.joking = of(Pattern::Joking).filter(|h| char_at(h.start) >= last_threat).count();
         let sentence_of = segment_ids(text, SENTENCE_END);
         let sentence = |i: usize| sentence_of.get(i).copied();
         report.warning_with_act = report

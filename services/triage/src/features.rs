@@ -32,6 +32,7 @@ pub const FEATURE_NAMES: &[&str] = &[
     "threat_and_specific",
     "grievance",
     "brawl_without_grievance",
+    "joking",
 ];
 
 /// Position of a feature in `FEATURE_NAMES`, found at compile time, so a
@@ -56,6 +57,7 @@ const fn position(name: &str) -> usize {
 
 const VAGUE_WARNING: usize = position("vague_warning");
 const WITHDRAWN: usize = position("withdrawn");
+const JOKING: usize = position("joking");
 const WARNING_WITH_ACT: usize = position("warning_with_act");
 const INTENT_WITH_ACT: usize = position("intent_with_act");
 const THREAT_ANY: usize = position("threat_any");
@@ -109,6 +111,12 @@ pub fn withdrawn(row: &[f32]) -> bool {
     fired(row, WITHDRAWN)
 }
 
+/// Whether the text laughs after its last threat or mention cue (哈哈, 😂):
+/// the writer jokes about what came before.
+pub fn joking(row: &[f32]) -> bool {
+    fired(row, JOKING)
+}
+
 /// Whether the row's only sign of a threat is a vague warning (别逼我,
 /// 后果自负, 你等着瞧) with no act named: no threat or mention cue fired.
 /// The standard makes such texts yellow with no threat label.
@@ -155,6 +163,7 @@ pub fn cue_features(r: &CueReport) -> Vec<f32> {
         threats.min(specifics),
         r.grievance,
         if r.grievance == 0 { r.brawl } else { 0 },
+        r.joking,
     ];
     debug_assert_eq!(raw.len(), FEATURE_NAMES.len());
     raw.iter().map(|&n| (n as f32).ln_1p()).collect()
@@ -194,6 +203,15 @@ mod tests {
         assert!(withdrawn(&row("业主在群里说要弄死他，经网格员了解系一时气话，已在群内道歉。")));
         assert!(!withdrawn(&row("上次的事已经和解了，可他昨天又来闹，我这回非弄死他不可。")));
         assert!(!withdrawn(&row("他再不赔钱，我就弄死他。")));
+    }
+
+    #[test]
+    fn laughter_counts_only_after_the_last_threat() {
+        assert_eq!(FEATURE_NAMES[JOKING], "joking");
+        assert!(joking(&row("我跟我老公说再不戒烟我就跟他拼了 结果他今天真把烟扔了 哈哈")));
+        assert!(joking(&row("我爸说我再不找对象就打断我的腿😂 这话都说了八百遍了")));
+        assert!(!joking(&row("哈哈，你们等着，明天我就去把他家砸了")));
+        assert!(!joking(&row("那个姓黄的吞了我家的补偿款 这笔账我记着呢 他儿子不是在镇上开了个超市吗 呵呵")));
     }
 
     #[test]

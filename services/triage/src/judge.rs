@@ -230,6 +230,9 @@ fn reasons(d: &Decision, evidence: &[Evidence]) -> Vec<String> {
             if specifics.is_empty() { String::new() } else { format!("（{specifics}）") }
         ),
         RiskLevel::Orange => "橙色（II级）：存在明确的暴力、报复、自伤或群体性威胁或意图，尚无具体实施要素".to_string(),
+        RiskLevel::Yellow | RiskLevel::Blue if d.scores.joking && !d.scores.withdrawn => {
+            format!("{}：威胁字眼之后以玩笑口吻收尾（哈哈、😂），按玩笑研判", if d.level == RiskLevel::Yellow { "黄色（III级）" } else { "蓝色（IV级）" })
+        }
         RiskLevel::Yellow | RiskLevel::Blue if d.scores.withdrawn => {
             format!("{}：文末说明威胁已撤回或双方已和解，按现状研判", if d.level == RiskLevel::Yellow { "黄色（III级）" } else { "蓝色（IV级）" })
         }

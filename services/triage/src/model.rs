@@ -111,6 +111,8 @@ pub struct Scores {
     pub vague_warning_only: bool,
     /// The text ends saying the threat was withdrawn (see `decide`).
     pub withdrawn: bool,
+    /// The text laughs after its last threat or mention cue (see `decide`).
+    pub joking: bool,
     /// A vague warning shares a sentence with a fired threat cue (see `decide`).
     pub warning_with_act: bool,
     /// A threat cue is stated as the writer's own intent (see `decide`).
@@ -167,6 +169,7 @@ impl Heads {
             threat_cue: crate::features::has_threat_cue(features),
             vague_warning_only: crate::features::vague_warning_only(features),
             withdrawn: crate::features::withdrawn(features),
+            joking: crate::features::joking(features),
             cue_labels: crate::features::threat_cue_labels(features),
             warning_with_act: crate::features::warning_with_act(features),
             intent_with_act: crate::features::intent_with_act(features),
@@ -218,12 +221,15 @@ pub struct LevelThresholds {
 /// is a threat, as labels.md says, whatever the heads score; so is an act
 /// the writer states as their own intent ("我要报复社会").
 /// Nor is a text that ends saying the threat was withdrawn or the parties
-/// reconciled: labels.md judges it "as it stands now: usually blue".
+/// reconciled: labels.md judges it "as it stands now: usually blue"; nor one
+/// that laughs after its threat words (哈哈, 😂: a joke among family or
+/// friends, "再不戒烟我就跟他拼了 结果他今天真把烟扔了 哈哈").
 /// Labels and level are kept consistent: no threat label below orange, and at
 /// least one at orange or red. A threat is red only if the red head says so
 /// and, where the lexicon read it, a specific fired (`Scores::may_be_red`).
 /// Where the text names a brawl and no grievance, retaliation needs a revenge
-/// cue of its own (`Scores::brawl_without_grievance`).
+/// cue of its own (`Scores::brawl_without_grievance`); where a revenge cue
+/// fired and no violence cue did, violence needs one of its own.
 pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
     let mut flagged = [false; 5];
     for i in 0..5 {
@@ -254,6 +260,16 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
     if no_revenge {
         flagged[Label::Retaliation.index()] = false;
     }
+    // labels.md: violence is physical harm to people or property; a threat to
+    // someone's peace without it ("这个年他家别想过安稳", 不让他好过, 让他付出代价)
+    // is retaliation alone. Where revenge cues fired and no violence cue did,
+    // a violence score is the revenge's tone, learnt from the many threats
+    // that carry both (EVALUATION.md, risk-1.9). The lexicon's violence cues
+    // include the standard's hints at harm (我知道他孩子在哪上学).
+    let harm_unnamed = own_cue(Label::Retaliation) && !own_cue(Label::Violence);
+    if harm_unnamed {
+        flagged[Label::Violence.index()] = false;
+    }
     let threat_flagged = Label::ALL.iter().any(|l| l.is_threat() && flagged[l.index()]);
     let threat = judged_threat(&s, threat_flagged, t);
     let mut forced_label = None;
@@ -265,7 +281,7 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
             let any_cued = other_cue || own_cue(Label::SelfHarm);
             let best = Label::ALL
                 .into_iter()
-                .filter(|&l| l.is_threat() && (!any_cued || own_cue(l)) && !(no_revenge && l == Label::Retaliation))
+                .filter(|&l| l.is_threat() && (!any_cued || own_cue(l)) && !(no_revenge && l == Label::Retaliation) && !(harm_unnamed && l == Label::Violence))
                 .max_by(|a, b| {
                     let ra = s.labels[a.index()] / thresholds[a.index()].max(1e-3);
                     let rb = s.labels[b.index()] / thresholds[b.index()].max(1e-3);
@@ -286,7 +302,7 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
         }
         // labels.md: vague warnings with no act named (别逼我, 你等着瞧, 后果自负)
         // are yellow, and so is strong emotion; a withdrawal still makes it blue.
-        if s.yellow >= t.yellow || (s.vague_warning_only && !s.withdrawn) {
+        if s.yellow >= t.yellow || (s.vague_warning_only && !s.withdrawn && !s.joking) {
             RiskLevel::Yellow
         } else {
             RiskLevel::Blue
@@ -298,8 +314,8 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
 /// Threat or not: the standard's own rules first, then the heads against
 /// their bars.
 fn judged_threat(s: &Scores, threat_flagged: bool, t: LevelThresholds) -> bool {
-    if s.withdrawn {
-        return false; // judged as it stands now
+    if s.withdrawn || s.joking {
+        return false; // judged as it stands now, or a joke
     }
     if s.warning_with_act || s.intent_with_act {
         return true; // a warning tied to an act, or an act stated as intent
@@ -324,6 +340,7 @@ mod tests {
             threat_cue: true,
             vague_warning_only: false,
             withdrawn: false,
+            joking: false,
             warning_with_act: false,
             intent_with_act: false,
             threat_with_specific: true,
@@ -424,6 +441,33 @@ mod tests {
         let d = decide(Scores { withdrawn: true, ..s }, [0.5; 5], t);
         assert_eq!(d.level, RiskLevel::Blue);
         assert!(!d.flagged[..4].iter().any(|&f| f), "{:?}", d.flagged);
+    }
+
+    #[test]
+    fn a_threat_laughed_off_is_a_joke() {
+        let t = BARS;
+        let d = decide(Scores { joking: true, ..sure_threat() }, [0.5; 5], t);
+        assert_eq!(d.level, RiskLevel::Blue);
+        assert!(!d.flagged[..4].iter().any(|&f| f), "{:?}", d.flagged);
+        // A vague warning laughed off is not yellow by rule either.
+        let s = Scores { threat_cue: false, vague_warning_only: true, joking: true, yellow: 0.1, ..sure_threat() };
+        assert_eq!(decide(s, [0.5; 5], t).level, RiskLevel::Blue);
+    }
+
+    #[test]
+    fn violence_needs_its_own_cue_where_only_revenge_cues_fired() {
+        let t = BARS;
+        let s = Scores { labels: [0.9, 0.8, 0.1, 0.1, 0.2], ..sure_threat() };
+        // A revenge cue alone (不让他好过): the violence score is its tone.
+        let d = decide(Scores { cue_labels: [false, true, false, false], ..s }, [0.5; 5], t);
+        assert_eq!(d.flagged[..2], [false, true], "{:?}", d.flagged);
+        // With a violence cue of its own, or no cue at all, the head decides.
+        let d = decide(Scores { cue_labels: [true, true, false, false], ..s }, [0.5; 5], t);
+        assert_eq!(d.flagged[..2], [true, true]);
+        assert_eq!(decide(s, [0.5; 5], t).flagged[..2], [true, true]);
+        // Nor is violence the label a threat is named after.
+        let lone = Scores { labels: [0.45, 0.1, 0.1, 0.1, 0.2], cue_labels: [false, true, false, false], ..sure_threat() };
+        assert_eq!(decide(lone, [0.5; 5], t).forced_label, Some(Label::Retaliation));
     }
 
     #[test]

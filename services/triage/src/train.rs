@@ -275,7 +275,7 @@ mod tests {
     }
 
     pub(super) fn scores(threat: f32, threat_cue: bool) -> Scores {
-        Scores { threat_cue, vague_warning_only: false, withdrawn: false, cue_labels: [false; 4], warning_with_act: false, intent_with_act: false, threat_with_specific: true, brawl_without_grievance: false, labels: [0.0; 5], threat, red: 0.0, yellow: 0.0 }
+        Scores { threat_cue, vague_warning_only: false, withdrawn: false, joking: false, cue_labels: [false; 4], warning_with_act: false, intent_with_act: false, threat_with_specific: true, brawl_without_grievance: false, labels: [0.0; 5], threat, red: 0.0, yellow: 0.0 }
     }
 
     #[test]

@@ -246,6 +246,14 @@ fn constructions_are_caught_by_patterns() {
         ("镇政府院子里现在坐满了人，都是来讨工钱的", Label::Collective),
         // A space ends a chat clause: 别 in 别劝了 negates nothing after it.
         ("别劝了 我已经在江边上了", Label::SelfHarm),
+        // Session 10: violence the lexicon named in one form only (跟他拼 but
+        // not 跟谁拼命; 卸他一条腿 but not a hand cut off; 斧头 as a means
+        // but not held), and 让他后悔 with words between.
+        ("拆我家房子？谁来我就跟谁拼命", Label::Violence),
+        ("下回再让我撞见，我就剁他一只手", Label::Violence),
+        ("他害我丢了一条腿，我也要他一条腿", Label::Violence),
+        ("他提着斧头在村口转了一上午", Label::Violence),
+        ("等我找到他，我让他下半辈子都后悔", Label::Retaliation),
     ] {
         assert!(threats(text).iter().any(|(l, _)| *l == label), "{text}: {:?}", threats(text));
     }

@@ -181,6 +181,44 @@ fn the_standards_examples_are_judged_as_it_says() {
     assert!(!flagged(&j).contains(&Label::SelfHarm), "{:?}", flagged(&j));
 }
 
+/// labels.md: "a threat to someone's peace without physical harm ('这个年他
+/// 家别想过安稳') is retaliation alone." The heads learn violence from the
+/// many revenge threats that carry both; where revenge cues fired and no
+/// violence cue did, violence needs one of its own (risk-1.9; risk-1.8
+/// flagged violence on the last two). A named harm keeps it.
+#[test]
+fn a_threat_to_someones_peace_is_retaliation_alone() {
+    for text in [
+        "他骗走了我家的拆迁款，这个年他家别想过安稳",
+        "村支书把低保给了他亲戚，他不让我好过，我也不让他好过",
+        "医院把我妈的病耽误了，我跟他们没完，那个医生我也不会让他好过",
+    ] {
+        let j = triage().judge(text).unwrap();
+        let f = flagged(&j);
+        assert!(j.level >= RiskLevel::Orange && f.contains(&Label::Retaliation), "{text}: {:?} {f:?}", j.level);
+        assert!(!f.contains(&Label::Violence), "{text}: {f:?}");
+    }
+    let j = triage().judge("他骗走了我家的拆迁款，我跟他没完，哪天我就拿刀去他家砍了他").unwrap();
+    assert!(flagged(&j).contains(&Label::Violence), "{:?}", flagged(&j));
+}
+
+/// Laughter after the threat words (哈哈, 😂) makes the text a joke: every
+/// such text in the labelled sets is blue (risk-1.9; risk-1.8 judged the
+/// second red). Laughter before a threat does not take it back.
+#[test]
+fn a_threat_laughed_off_is_a_joke() {
+    for text in [
+        "我妈说我再不回家过年就打断我的腿😂 年年都这么说",
+        "跟室友说再偷吃我的零食我就跟他拼了 结果他今天买了一箱还我 哈哈",
+    ] {
+        let j = triage().judge(text).unwrap();
+        assert!(j.level <= RiskLevel::Yellow, "{text}: {:?} {:?}", j.level, flagged(&j));
+        assert!(!flagged(&j).iter().any(|l| l.is_threat()), "{text}: {:?}", flagged(&j));
+    }
+    let j = triage().judge("哈哈 你们就拖着吧，明天我就带汽油去他家，让他付出代价").unwrap();
+    assert!(j.level >= RiskLevel::Orange, "{:?} {:?}", j.level, flagged(&j));
+}
+
 /// A threat against someone else is no threat to oneself: with violence and
 /// revenge cues and no self-harm cue, self_harm is not flagged however the
 /// shared threat tone lifts its head (risk-1.4 flagged it on such texts).
