@@ -202,6 +202,21 @@ fn a_threat_to_someones_peace_is_retaliation_alone() {
     assert!(flagged(&j).contains(&Label::Violence), "{:?}", flagged(&j));
 }
 
+/// labels.md: "a brawl, or a threat used to coerce a spouse or parent with no
+/// grievance behind it, is violence alone." 弄死 and 砍死 name harm, not
+/// revenge, so they are violence cues only; under retaliation too they kept
+/// risk-1.7's brawl rule from applying (risk-1.9's first candidate flagged
+/// retaliation on the second text).
+#[test]
+fn a_drunk_threat_at_home_is_violence_alone() {
+    for text in ["我老公又喝多了，拿着菜刀在屋里追着我，喊着要弄死我", "隔壁那个男的喝醉了在楼道里砸门，说要砍死他老婆"] {
+        let j = triage().judge(text).unwrap();
+        let f = flagged(&j);
+        assert!(j.level >= RiskLevel::Orange && f.contains(&Label::Violence), "{text}: {:?} {f:?}", j.level);
+        assert!(!f.contains(&Label::Retaliation), "{text}: {f:?}");
+    }
+}
+
 /// Laughter after the threat words (哈哈, 😂) makes the text a joke: every
 /// such text in the labelled sets is blue (risk-1.9; risk-1.8 judged the
 /// second red). Laughter before a threat does not take it back.
