@@ -270,6 +270,8 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
     if harm_unnamed {
         flagged[Label::Violence.index()] = false;
     }
+    // The two rules above also bar a label from naming a forced threat.
+    let barred = |l: Label| (no_revenge && l == Label::Retaliation) || (harm_unnamed && l == Label::Violence);
     let threat_flagged = Label::ALL.iter().any(|l| l.is_threat() && flagged[l.index()]);
     let threat = judged_threat(&s, threat_flagged, t);
     let mut forced_label = None;
@@ -281,7 +283,7 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
             let any_cued = other_cue || own_cue(Label::SelfHarm);
             let best = Label::ALL
                 .into_iter()
-                .filter(|&l| l.is_threat() && (!any_cued || own_cue(l)) && !(no_revenge && l == Label::Retaliation) && !(harm_unnamed && l == Label::Violence))
+                .filter(|&l| l.is_threat() && (!any_cued || own_cue(l)) && !barred(l))
                 .max_by(|a, b| {
                     let ra = s.labels[a.index()] / thresholds[a.index()].max(1e-3);
                     let rb = s.labels[b.index()] / thresholds[b.index()].max(1e-3);
