@@ -232,6 +232,9 @@ fn a_threat_laughed_off_is_a_joke() {
     }
     let j = triage().judge("哈哈 你们就拖着吧，明天我就带汽油去他家，让他付出代价").unwrap();
     assert!(j.level >= RiskLevel::Orange, "{:?} {:?}", j.level, flagged(&j));
+    // Nor does a laugh take back self-harm: a bitter laugh from a roof is no joke.
+    let j = triage().judge("拖了我三年的工资，我已经站在工地楼顶上了 哈哈 这下你们满意了吧").unwrap();
+    assert!(j.level >= RiskLevel::Orange && flagged(&j).contains(&Label::SelfHarm), "{:?} {:?}", j.level, flagged(&j));
 }
 
 /// A threat against someone else is no threat to oneself: with violence and
