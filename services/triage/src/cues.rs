@@ -45,7 +45,7 @@ pub struct CueReport {
     /// jokes about what came before ("再不戒烟我就跟他拼了 结果他今天真把烟扔了
     /// 哈哈"). Every such text in the labelled sets is blue; 呵呵 is not here,
     /// since it is as often a sneer that backs a threat. Not counted where a
-    /// self-harm cue or an act in progress fired.
+    /// self-harm cue, an act in progress, a gathering or means in hand fired.
     pub joking: usize,
     /// Vague warnings in the same sentence as a fired threat cue: labels.md
     /// makes "到时候别怪我把机器拆了" a threat, the warning tied to an act.
@@ -308,11 +308,13 @@ impl CueLexicon {
         report.withdrawn = of(Pattern::Withdrawn)
             .filter(|h| char_at(h.start) >= last_threat && !denied(text, h.start))
             .count();
-        // Not where self-harm is threatened or an act is under way: a bitter
-        // laugh from a roof's edge is no joke, and missing it costs far more
-        // than a family joke judged orange.
+        // Not where self-harm is threatened, an act is under way, people are
+        // gathering or means are in hand: a bitter laugh from a roof's edge is
+        // no joke, and missing it costs far more than a family joke judged
+        // orange. (A time or a place is no sign either way: jokes name them.)
         let in_earnest = report.evidence.iter().any(|e| {
-            (e.kind == CueKind::Threat && e.label == Some(Label::SelfHarm)) || e.kind == CueKind::SpecificInProgress
+            (e.kind == CueKind::Threat && e.label == Some(Label::SelfHarm))
+                || matches!(e.kind, CueKind::SpecificInProgress | CueKind::SpecificGathering | CueKind::SpecificMeans)
         });
         report.joking = if in_earnest { 0 } else { of(Pattern::Joking).filter(|h| char_at(h.start) >= last_threat).count() };
         let sentence_of = segment_ids(text, SENTENCE_END);

@@ -211,9 +211,12 @@ mod tests {
         assert!(joking(&row("我跟我老公说再不戒烟我就跟他拼了 结果他今天真把烟扔了 哈哈")));
         assert!(joking(&row("我爸说我再不找对象就打断我的腿😂 这话都说了八百遍了")));
         assert!(!joking(&row("哈哈，你们等着，明天我就去把他家砸了")));
-        // Never where self-harm is threatened or an act is under way.
+        // Never where self-harm is threatened, an act is under way, people
+        // are gathering or means are in hand.
         assert!(!joking(&row("我已经站在楼顶上了 哈哈 这下你们满意了吧")));
         assert!(!joking(&row("他们正在砸我家的门 哈哈 这就是你们说的依法办事")));
+        assert!(!joking(&row("厂门口已经有三十多人了 哈哈 看你们还拖不拖")));
+        assert!(!joking(&row("汽油我已经买好了 哈哈 你们等着看吧")));
         assert!(!joking(&row("那个姓黄的吞了我家的补偿款 这笔账我记着呢 他儿子不是在镇上开了个超市吗 呵呵")));
     }
 
