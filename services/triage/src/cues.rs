@@ -305,18 +305,20 @@ impl CueLexicon {
             .map(|e| e.end)
             .max()
             .unwrap_or(0);
-        report.withdrawn = of(Pattern::Withdrawn)
-            .filter(|h| char_at(h.start) >= last_threat && !denied(text, h.start))
-            .count();
+        let after_last_threat = |h: &&Hit| char_at(h.start) >= last_threat;
+        report.withdrawn = of(Pattern::Withdrawn).filter(after_last_threat).filter(|h| !denied(text, h.start)).count();
         // Not where self-harm is threatened, an act is under way, people are
         // gathering or means are in hand: a bitter laugh from a roof's edge is
         // no joke, and missing it costs far more than a family joke judged
         // orange. (A time or a place is no sign either way: jokes name them.)
-        let in_earnest = report.evidence.iter().any(|e| {
-            (e.kind == CueKind::Threat && e.label == Some(Label::SelfHarm))
-                || matches!(e.kind, CueKind::SpecificInProgress | CueKind::SpecificGathering | CueKind::SpecificMeans)
-        });
-        report.joking = if in_earnest { 0 } else { of(Pattern::Joking).filter(|h| char_at(h.start) >= last_threat).count() };
+        let in_earnest = || {
+            report.evidence.iter().any(|e| {
+                (e.kind == CueKind::Threat && e.label == Some(Label::SelfHarm))
+                    || matches!(e.kind, CueKind::SpecificInProgress | CueKind::SpecificGathering | CueKind::SpecificMeans)
+            })
+        };
+        let laughs = of(Pattern::Joking).filter(after_last_threat).count();
+        report.joking = if laughs > 0 && in_earnest() { 0 } else { laughs };
         let sentence_of = segment_ids(text, SENTENCE_END);
         let sentence = |i: usize| sentence_of.get(i).copied();
         report.warning_with_act = report
