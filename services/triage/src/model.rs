@@ -145,6 +145,12 @@ impl Scores {
     pub fn may_be_red(&self) -> bool {
         self.threat_with_specific || !self.threat_cue
     }
+
+    /// Whether the text takes its threat back after making it: a withdrawal
+    /// or a reconciliation, or a laugh (see `decide`).
+    pub fn taken_back(&self) -> bool {
+        self.withdrawn || self.joking
+    }
 }
 
 /// What the heads decide for one text.
@@ -304,7 +310,7 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
         }
         // labels.md: vague warnings with no act named (别逼我, 你等着瞧, 后果自负)
         // are yellow, and so is strong emotion; a withdrawal still makes it blue.
-        if s.yellow >= t.yellow || (s.vague_warning_only && !s.withdrawn && !s.joking) {
+        if s.yellow >= t.yellow || (s.vague_warning_only && !s.taken_back()) {
             RiskLevel::Yellow
         } else {
             RiskLevel::Blue
@@ -316,7 +322,7 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
 /// Threat or not: the standard's own rules first, then the heads against
 /// their bars.
 fn judged_threat(s: &Scores, threat_flagged: bool, t: LevelThresholds) -> bool {
-    if s.withdrawn || s.joking {
+    if s.taken_back() {
         return false; // judged as it stands now, or a joke
     }
     if s.warning_with_act || s.intent_with_act {
