@@ -20,6 +20,14 @@ fn flagged(j: &triage_risk::Judgement) -> Vec<Label> {
     j.flagged_labels()
 }
 
+/// Judges `text` and checks it is no threat: yellow or blue, no threat label.
+fn judged_low(text: &str) -> triage_risk::Judgement {
+    let j = triage().judge(text).unwrap();
+    assert!(j.level <= RiskLevel::Yellow, "{text}: {:?} {:?}", j.level, flagged(&j));
+    assert!(!flagged(&j).iter().any(|l| l.is_threat()), "{text}: {:?}", flagged(&j));
+    j
+}
+
 #[test]
 fn explicit_threat_with_means_and_time_is_red_with_evidence() {
     let j = triage().judge("拆迁补偿一直不给，明天上午我就带上汽油去镇政府，让他们付出代价！").unwrap();
@@ -38,9 +46,7 @@ fn routine_and_figurative_texts_stay_low() {
         "你好，想咨询一下新农合住院报销比例是多少，需要带哪些材料？",
         "我准备和装修公司打官司，想问问去哪里申请法律援助",
     ] {
-        let j = triage().judge(text).unwrap();
-        assert!(j.level <= RiskLevel::Yellow, "{text}: {:?} {:?}", j.level, flagged(&j));
-        assert!(!flagged(&j).iter().any(|l| l.is_threat()), "{text}: {:?}", flagged(&j));
+        judged_low(text);
     }
 }
 
@@ -104,9 +110,7 @@ fn vague_warnings_are_yellow_unless_an_act_is_named() {
         "你等着瞧",
         "押金不退是吧，行，咱们走着瞧。",
     ] {
-        let vague = triage().judge(text).unwrap();
-        assert!(vague.level <= RiskLevel::Yellow, "{text}: {:?} {:?}", vague.level, flagged(&vague));
-        assert!(!flagged(&vague).iter().any(|l| l.is_threat()), "{text}: {:?}", flagged(&vague));
+        let vague = judged_low(text);
         assert!(vague.evidence.iter().any(|e| e.kind == triage_risk::CueKind::VagueWarning), "{text}");
     }
     // Bare, the standard's vague warnings are yellow, not blue (risk-1.4: 后果自负 blue).
@@ -143,16 +147,13 @@ fn a_hint_at_someones_child_is_violence_and_retaliation() {
 #[test]
 fn a_withdrawn_threat_is_judged_as_it_stands_now() {
     let threat = "业主群舆情：有业主在群里发“谁再把垃圾扔在电梯里，抓到了我弄死他”";
-    let withdrawn = triage().judge(&format!("{threat}。经网格员了解，系一时气话，已在群内道歉。")).unwrap();
-    assert!(withdrawn.level <= RiskLevel::Yellow, "{:?} {:?}", withdrawn.level, flagged(&withdrawn));
-    assert!(!flagged(&withdrawn).iter().any(|l| l.is_threat()), "{:?}", flagged(&withdrawn));
+    judged_low(&format!("{threat}。经网格员了解，系一时气话，已在群内道歉。"));
     let standing = triage().judge(&format!("{threat}，说到做到。")).unwrap();
     assert!(standing.level >= RiskLevel::Orange, "{:?} {:?}", standing.level, flagged(&standing));
     let renewed = triage().judge("上个月两家已经和解了，可他昨天又把垃圾扔到我家门口，这回抓到了我非弄死他不可。").unwrap();
     assert!(renewed.level >= RiskLevel::Orange, "{:?} {:?}", renewed.level, flagged(&renewed));
     // The writer taking their own words back, in the same call (session 6).
-    let back = triage().judge("刚才我说要跳楼是气话，我不会做傻事的，就想问问住院费医保怎么报").unwrap();
-    assert!(back.level <= RiskLevel::Yellow && !flagged(&back).iter().any(|l| l.is_threat()), "{:?} {:?}", back.level, flagged(&back));
+    judged_low("刚才我说要跳楼是气话，我不会做傻事的，就想问问住院费医保怎么报");
     // Calm is not a withdrawal: grid reports end so while the threat stands.
     let calm = triage().judge("网格员上报：村民李某扬言明天上午带汽油去镇政府自焚，目前情绪稳定，网格员持续关注。").unwrap();
     assert!(calm.level >= RiskLevel::Orange, "{:?} {:?}", calm.level, flagged(&calm));
@@ -165,9 +166,7 @@ fn a_withdrawn_threat_is_judged_as_it_stands_now() {
 #[test]
 fn the_standards_examples_are_judged_as_it_says() {
     for text in ["物业又把我家车位卖给别人了，太气人了！", "太气人了", "拆迁款一分没给，我们老两口反正就是等死了", "房子不让拆，死也要死在自己家里"] {
-        let j = triage().judge(text).unwrap();
-        assert!(j.level <= RiskLevel::Yellow, "{text}: {:?} {:?}", j.level, flagged(&j));
-        assert!(!flagged(&j).iter().any(|l| l.is_threat()), "{text}: {:?}", flagged(&j));
+        judged_low(text);
     }
     let act = triage().judge("再不给钱，到时候别怪我把机器拆了").unwrap();
     assert!(act.level >= RiskLevel::Orange && flagged(&act).contains(&Label::Violence), "{:?} {:?}", act.level, flagged(&act));
@@ -226,9 +225,7 @@ fn a_threat_laughed_off_is_a_joke() {
         "我妈说我再不回家过年就打断我的腿😂 年年都这么说",
         "跟室友说再偷吃我的零食我就跟他拼了 结果他今天买了一箱还我 哈哈",
     ] {
-        let j = triage().judge(text).unwrap();
-        assert!(j.level <= RiskLevel::Yellow, "{text}: {:?} {:?}", j.level, flagged(&j));
-        assert!(!flagged(&j).iter().any(|l| l.is_threat()), "{text}: {:?}", flagged(&j));
+        judged_low(text);
     }
     let j = triage().judge("哈哈 你们就拖着吧，明天我就带汽油去他家，让他付出代价").unwrap();
     assert!(j.level >= RiskLevel::Orange, "{:?} {:?}", j.level, flagged(&j));
