@@ -230,13 +230,13 @@ pub struct LevelThresholds {
 /// tone; with no threat cue and every label head far under its bar, the text
 /// names no act it could threaten. Out of fold on the training set, the
 /// threat head's lone calls in texts with no threat cue were gold blue or
-/// yellow 16 times and gold orange or red never by writer (11 and once on
-/// random folds, that one's label at 0.65 of its bar): 0.3 leaves 8 and 6 of
-/// the wrong calls under it (family quarrels, a scraped bumper, long letters
-/// of grievance). Where a threat cue fired the lexicon has named the act,
-/// and the label heads of a short explicit threat can sit low: the standard's
-/// own "大不了同归于尽" has retaliation at 0.29 of its bar (EVALUATION.md,
-/// risk-1.10).
+/// yellow 16 times and gold orange or red once by writer (11 and once on
+/// random folds; those two threats' labels at 0.98 and 0.63 of their bars):
+/// 0.3 leaves 8 and 7 of the wrong calls under it (family quarrels, a
+/// scraped bumper, long letters of grievance). Where a threat cue fired the
+/// lexicon has named the act, and the label heads of a short explicit threat
+/// can sit low: the standard's own "大不了同归于尽" has retaliation at 0.28 of
+/// its bar (EVALUATION.md, risk-1.10).
 pub const THREAT_LABEL_SUPPORT: f32 = 0.3;
 
 /// The decision rule, separate from the heads so calibration can search thresholds.

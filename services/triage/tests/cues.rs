@@ -349,3 +349,31 @@ fn a_set_time_or_place_is_a_specific_and_a_past_date_is_not() {
     // A date in the complaint's history sets no time for an act.
     assert!(specific("2024年3月15日，他在村口打了我", CueKind::SpecificTime).is_empty());
 }
+
+/// Threat forms common in general usage that the labelled sets barely use
+/// (session 11): the lexicon names them so that other writers' threats do
+/// not rest on the heads alone. A machine on strike is no strike.
+#[test]
+fn common_threat_forms_of_other_writers_fire() {
+    for (text, label) in [
+        ("我迟早灭了他", Label::Violence),
+        ("我找人把他干掉", Label::Violence),
+        ("再这样我去教训教训他", Label::Violence),
+        ("我要让他家鸡犬不宁", Label::Retaliation),
+        ("参与的人一个都跑不了", Label::Retaliation),
+        ("此仇不报我誓不为人", Label::Retaliation),
+        ("再欺负我，我要他好看", Label::Retaliation),
+        ("再不给钱我就服毒", Label::SelfHarm),
+        ("你们再不管，我就去跳湖", Label::SelfHarm),
+        ("行，我成全你们", Label::SelfHarm),
+        ("我已经没法活了，你们看着办", Label::SelfHarm),
+        ("我们准备赴京上访", Label::Collective),
+        ("再拖工资全厂工人就罢工", Label::Collective),
+    ] {
+        let found = threats(text);
+        assert!(found.iter().any(|(l, _)| *l == label), "{text}: {found:?}");
+    }
+    for text in ["又停电了 热死了 空调罢工", "这台老电脑三天两头罢工"] {
+        assert!(threats(text).is_empty(), "{text}: {:?}", threats(text));
+    }
+}

@@ -234,6 +234,20 @@ fn a_threat_laughed_off_is_a_joke() {
     assert!(j.level >= RiskLevel::Orange && flagged(&j).contains(&Label::SelfHarm), "{:?} {:?}", j.level, flagged(&j));
 }
 
+/// A threat only the "any threat" head saw, with no threat cue, needs the
+/// label it would be named after to back it (`THREAT_LABEL_SUPPORT`,
+/// risk-1.10). This inheritance quarrel reads 0.38 on the threat head
+/// against a no-cue bar of 0.35, while no threat label reaches a fifth of
+/// its bar: without the rule it is orange. The answer says why it is not.
+#[test]
+fn a_threat_no_label_head_backs_is_no_threat() {
+    let j = judged_low(
+        "尊敬的调委会：我父亲去年去世，留下一套老房子和八万元存款。二哥说父亲生前口头答应全给他，把房产证拿走不给我们看，\
+         我们兄妹四个吵了好几次，亲戚们也劝不住，请调委会帮我们主持公道。",
+    );
+    assert!(j.reasons.iter().any(|r| r.contains("不按威胁研判")), "{:?}", j.reasons);
+}
+
 /// A threat against someone else is no threat to oneself: with violence and
 /// revenge cues and no self-harm cue, self_harm is not flagged however the
 /// shared threat tone lifts its head (risk-1.4 flagged it on such texts).
