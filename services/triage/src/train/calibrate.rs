@@ -73,16 +73,32 @@ fn yellow_threshold(scores: &[Scores], ex: &[Example]) -> f32 {
     grid().min_by_key(|&t| errors(t)).unwrap_or(0.5)
 }
 
-/// The red bar: the highest on the grid that leaves at most `max_missed` of
-/// the gold red texts that may be red below it (the lowest if none does).
+/// The red bar: of the grid points that leave at most `max_missed` of the
+/// gold red texts that may be red below it, the one with the fewest errors
+/// between red and orange (gold reds below it and gold oranges that may be
+/// red at or above it), ties to the highest; the lowest point if none is
+/// within the cap.
+///
+/// Up to risk-1.10's first build the bar was simply the highest within the
+/// cap. A lexicon change that read one more red well then let it rise from
+/// 0.19 to 0.20, a step that out of fold dropped two gold reds (both at
+/// 0.197) to spare one orange: the cap allowed it, and nobody running the
+/// service would take that trade. Counting both errors alike keeps every
+/// step up that spares at least as many oranges as it drops reds.
 fn red_threshold(scores: &[Scores], ex: &[Example], max_missed: f64) -> f32 {
-    // Gold reds that may not be red (`Scores::may_be_red`) stay orange
-    // whatever the bar, so they say nothing about where it should sit.
-    let reds: Vec<f32> =
-        scores.iter().zip(ex).filter(|(s, e)| e.level == RiskLevel::Red && s.may_be_red()).map(|(s, _)| s.red).collect();
+    // Texts that may not be red (`Scores::may_be_red`) stay orange whatever
+    // the bar, so they say nothing about where it should sit.
+    let red_scores = |level: RiskLevel| -> Vec<f32> {
+        scores.iter().zip(ex).filter(|(s, e)| e.level == level && s.may_be_red()).map(|(s, _)| s.red).collect()
+    };
+    let (reds, oranges) = (red_scores(RiskLevel::Red), red_scores(RiskLevel::Orange));
+    let missed = |t: f32| reds.iter().filter(|&&r| r < t).count();
     let total = reds.len().max(1) as f64;
-    let within = |t: f32| reds.iter().filter(|&&r| r < t).count() as f64 / total <= max_missed + 1e-9;
-    grid().filter(|&t| within(t)).last().unwrap_or(0.05)
+    let errors = |t: f32| missed(t) + oranges.iter().filter(|&&r| r >= t).count();
+    grid()
+        .filter(|&t| missed(t) as f64 / total <= max_missed + 1e-9)
+        .min_by(|&a, &b| errors(a).cmp(&errors(b)).then(b.total_cmp(&a)))
+        .unwrap_or(0.05)
 }
 
 /// The threat thresholds for texts with and without a threat cue, chosen
@@ -189,7 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn the_red_bar_is_the_highest_that_keeps_red_recall_within_the_cap() {
+    fn the_red_bar_keeps_red_recall_within_the_cap_and_rises_only_to_spare_oranges() {
         // 20 gold red at 0.10, 0.20, …, (two at each), 10 orange at 0.90.
         let mut s = Vec::new();
         let mut ex = Vec::new();
@@ -203,10 +219,25 @@ mod tests {
         }
         // Cap 0: every red kept, so the bar sits at the lowest red score.
         assert!(close(red_threshold(&s, &ex, 0.0), 0.10), "{}", red_threshold(&s, &ex, 0.0));
-        // Cap 10 %: two reds may fall below, so the bar rises to the next score.
-        assert!(close(red_threshold(&s, &ex, 0.1), 0.20), "{}", red_threshold(&s, &ex, 0.1));
-        // The oranges never pull the bar down.
-        assert!(close(red_threshold(&s[..20], &ex[..20], 0.1), 0.20));
+        // Cap 10 %: two reds may fall below, but rising past them spares no
+        // orange (all at 0.90, above every bar within the cap): it stays.
+        assert!(close(red_threshold(&s, &ex, 0.1), 0.10), "{}", red_threshold(&s, &ex, 0.1));
+        // One orange at 0.15: rising to 0.20 drops two reds to spare it, a
+        // trade the bar does not take.
+        let mut s2 = s.clone();
+        let mut ex2 = ex.clone();
+        s2.push(Scores { red: 0.15, ..scores(0.9, true) });
+        ex2.push(example(RiskLevel::Orange));
+        assert!(close(red_threshold(&s2, &ex2, 0.1), 0.10), "{}", red_threshold(&s2, &ex2, 0.1));
+        // Three there: the step spares three for two, and the bar rises as
+        // far as the cap lets it (to the next red score).
+        for _ in 0..2 {
+            s2.push(Scores { red: 0.15, ..scores(0.9, true) });
+            ex2.push(example(RiskLevel::Orange));
+        }
+        assert!(close(red_threshold(&s2, &ex2, 0.1), 0.20), "{}", red_threshold(&s2, &ex2, 0.1));
+        // The cap still binds: cap 0 keeps every red whatever the oranges.
+        assert!(close(red_threshold(&s2, &ex2, 0.0), 0.10), "{}", red_threshold(&s2, &ex2, 0.0));
         // Reds with no specific stay orange whatever the bar, so they do not
         // pull it down either: without the two at 0.10, cap 0 sits at 0.20.
         for x in &mut s[..2] {
