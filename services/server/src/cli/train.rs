@@ -54,7 +54,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.01)]
     pub max_under_triage: f64,
     /// The most of the gold red texts the red bar may leave at orange on the
-    /// cross-validated predictions; within it the bar is as high as it goes.
+    /// cross-validated predictions; within it the bar makes the fewest
+    /// red/orange errors (ties to the highest).
     #[arg(long, default_value_t = 0.03)]
     pub max_missed_red: f64,
     /// Threat-bar pairs within the under-triage cap whose false alarms are

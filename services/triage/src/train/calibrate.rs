@@ -1,6 +1,7 @@
 //! Calibration: every threshold of the model, chosen on out-of-fold scores
 //! of the training set (labels by F1, the threat bars by an under-triage
-//! cap, red by a red-recall floor, yellow by fewest errors).
+//! cap, red by fewest red/orange errors within a red-recall floor, yellow by
+//! fewest errors).
 
 use super::TrainConfig;
 use crate::data::Example;
