@@ -314,7 +314,8 @@ pub fn decide(s: Scores, thresholds: [f32; 5], t: LevelThresholds) -> Decision {
         .into_iter()
         .filter(|&l| l.is_threat() && (!any_cued || own_cue(l)) && !barred(l))
         .max_by(|&a, &b| ratio(a).total_cmp(&ratio(b)))
-        .expect("four threat labels");
+        .expect("a label whose own cue fired is never barred, and without cues at most one is");
+    // `THREAT_LABEL_SUPPORT`: the threat head's lone call needs that label behind it.
     let head_only = !threat_flagged && !s.warning_with_act && !s.intent_with_act;
     let judged = judged_threat(&s, threat_flagged, t);
     let unsupported_threat = judged && head_only && !any_cued && ratio(best) < t.label_support;
