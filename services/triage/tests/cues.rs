@@ -16,6 +16,20 @@ fn threats(text: &str) -> Vec<(Label, String)> {
         .collect()
 }
 
+/// Asserts that a threat cue of `label` fires in `text`.
+#[track_caller]
+fn assert_fires(text: &str, label: Label) {
+    let found = threats(text);
+    assert!(found.iter().any(|(l, _)| *l == label), "{text}: {found:?}");
+}
+
+/// Asserts that no threat cue fires in `text`.
+#[track_caller]
+fn assert_silent(text: &str) {
+    let found = threats(text);
+    assert!(found.is_empty(), "{text}: {found:?}");
+}
+
 #[test]
 fn a_threat_fires_with_char_offsets() {
     let text = "老板拖欠工资三个月，明天上午我就带汽油去镇政府，跟他们同归于尽！";
@@ -65,10 +79,10 @@ fn figurative_and_everyday_usage_does_not_fire() {
         "在夜市跟摊主砍了好久的价 才便宜五块",
         "楼上每天早上剁排骨，咚咚的跟砍人似的，能不能管管",
     ] {
-        assert!(threats(text).is_empty(), "{text}: {:?}", threats(text));
+        assert_silent(text);
     }
     // A simile before the act leaves the act a threat.
-    assert!(threats("他拿着菜刀像疯了一样要砍人").iter().any(|(l, _)| *l == Label::Violence));
+    assert_fires("他拿着菜刀像疯了一样要砍人", Label::Violence);
     let r = lexicon().analyse("报复性消费");
     assert!(r.suppressed.iter().any(|(e, why)| e.cue == "报复" && matches!(why, Suppression::Figurative | Suppression::InsideWord)), "{:?}", r.suppressed);
 }
@@ -76,14 +90,14 @@ fn figurative_and_everyday_usage_does_not_fire() {
 #[test]
 fn negated_threats_do_not_fire_but_conditional_ones_do() {
     for text in ["我绝不会做傻事，请你们放心", "我不会跳楼的，就是想要个说法", "我从没想过报复谁", "我不是那种会报复人的人，就想要个公道"] {
-        assert!(threats(text).is_empty(), "{text}: {:?}", threats(text));
+        assert_silent(text);
         assert!(lexicon().analyse(text).suppressed.iter().any(|(_, w)| *w == Suppression::Negated), "{text}");
     }
     // "再不……就……" names an act: it is a threat.
-    assert!(threats("再不给钱我就跳楼").iter().any(|(l, _)| *l == Label::SelfHarm));
-    assert!(threats("如果再不解决，我就去把他家的车砸了").iter().any(|(l, _)| *l == Label::Violence));
+    assert_fires("再不给钱我就跳楼", Label::SelfHarm);
+    assert_fires("如果再不解决，我就去把他家的车砸了", Label::Violence);
     // 别 in 别怪我 warns, it does not negate (labels.md: "到时候别怪我把机器拆了" is a threat).
-    assert!(threats("再不给钱，到时候别怪我把机器拆了").iter().any(|(l, _)| *l == Label::Violence));
+    assert_fires("再不给钱，到时候别怪我把机器拆了", Label::Violence);
 }
 
 #[test]
@@ -102,23 +116,23 @@ fn finished_past_events_and_fiction_do_not_fire() {
         // 会 inside 村委会 is no future tense for the act.
         "去年他在村委会门口跟人打架了，已经处理完了，我想问问医药费怎么报销",
     ] {
-        assert!(threats(past).is_empty(), "{past}: {:?}", threats(past));
+        assert_silent(past);
     }
     // The same act ahead is a threat, and a wish to die is not a finished act.
     assert!(!threats("昨天他又来闹，我今天就砍了他").is_empty());
     assert!(!threats("他说明天要去村委会把会计砍了").is_empty());
-    assert!(threats("上月低保被取消了，她多次说不如死了算了").iter().any(|(l, _)| *l == Label::SelfHarm));
+    assert_fires("上月低保被取消了，她多次说不如死了算了", Label::SelfHarm);
     // 曾 as a surname is no past marker.
-    assert!(threats("曾某扬言明天持刀去村委会").iter().any(|(l, _)| *l == Label::Violence));
-    assert!(threats("老曾持刀冲进了村委会").iter().any(|(l, _)| *l == Label::Violence));
+    assert_fires("曾某扬言明天持刀去村委会", Label::Violence);
+    assert_fires("老曾持刀冲进了村委会", Label::Violence);
     let fiction = "昨晚看的电视剧里，男主角说要报复社会，太吓人了";
-    assert!(threats(fiction).is_empty(), "{:?}", threats(fiction));
+    assert_silent(fiction);
     // Forwarded news and things seen on TV are about others.
     for news in ["转发：【某县男子持刀砍伤前妻被刑拘】来源：某某日报 —— 太吓人了 以后晚上都早点回家", "电视上看到有地方因为拆迁闹到有人自焚，想问问我们这边的补偿标准"] {
-        assert!(threats(news).is_empty(), "{news}: {:?}", threats(news));
+        assert_silent(news);
     }
     // Forwarding a call to gather is mobilising, not news.
-    assert!(threats("转发给所有业主：明晚七点在小区南门集合，拉横幅").iter().any(|(l, _)| *l == Label::Collective));
+    assert_fires("转发给所有业主：明晚七点在小区南门集合，拉横幅", Label::Collective);
     // A party's own words quoted in a grid report still count.
     let reported = "网格员上报：当事人王某扬言“谁来量地我就跟谁拼命”。";
     assert!(!threats(reported).is_empty());
@@ -134,19 +148,19 @@ fn the_victims_side_does_not_fire() {
     for text in ["我想实名举报化工厂偷排废水，但我就住在厂子旁边，怕被他们报复", "我有点怕以后被报复，能不能匿名", "厂里的订单被砍了一半，下个月可能要放假",
         // A space ends a chat clause, so 要 in the next one is not this act's future.
         "厂里的订单被砍了一半 听说下个月要放假"] {
-        assert!(threats(text).is_empty(), "{text}: {:?}", threats(text));
+        assert_silent(text);
         assert!(lexicon().analyse(text).suppressed.iter().any(|(_, w)| *w == Suppression::Victim), "{text}");
     }
     // The act done to the writer's side, finished: a victim's report.
     let stones = "这半个月每隔几天晚上就有人往我家院子里扔石头，前天把我家窗户玻璃砸了两块";
-    assert!(threats(stones).is_empty(), "{:?}", threats(stones));
+    assert_silent(stones);
     // The same act threatened is a threat.
     assert!(!threats("他说再来就把我家窗户砸了").is_empty());
     // Habitual violence still fires, and so do people gathering on someone.
     assert!(threats("我经常被他打伤，他一喝酒就动手").iter().any(|(_, c)| c == "打伤"));
-    assert!(threats("办公室被二十多个人围了，门堵着不让工作人员出去").iter().any(|(l, _)| *l == Label::Collective));
+    assert_fires("办公室被二十多个人围了，门堵着不让工作人员出去", Label::Collective);
     // 被 in 被申请人 (the respondent) is no passive.
-    assert!(threats("被申请人当场说要砍死他").iter().any(|(l, _)| *l == Label::Violence));
+    assert_fires("被申请人当场说要砍死他", Label::Violence);
 }
 
 #[test]
@@ -255,7 +269,7 @@ fn constructions_are_caught_by_patterns() {
         ("他提着斧头在村口转了一上午", Label::Violence),
         ("等我找到他，我让他下半辈子都后悔", Label::Retaliation),
     ] {
-        assert!(threats(text).iter().any(|(l, _)| *l == label), "{text}: {:?}", threats(text));
+        assert_fires(text, label);
     }
 }
 
@@ -370,10 +384,9 @@ fn common_threat_forms_of_other_writers_fire() {
         ("我们准备赴京上访", Label::Collective),
         ("再拖工资全厂工人就罢工", Label::Collective),
     ] {
-        let found = threats(text);
-        assert!(found.iter().any(|(l, _)| *l == label), "{text}: {found:?}");
+        assert_fires(text, label);
     }
     for text in ["又停电了 热死了 空调罢工", "这台老电脑三天两头罢工"] {
-        assert!(threats(text).is_empty(), "{text}: {:?}", threats(text));
+        assert_silent(text);
     }
 }
