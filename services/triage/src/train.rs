@@ -76,8 +76,9 @@ pub struct TrainConfig {
     /// The most of the gold red texts (out of fold) the red bar may leave at
     /// orange; within it the bar makes the fewest errors between red and
     /// orange (a red left at orange and an orange called red counted alike;
-    /// risk-1.10: before, it was as high as the cap let it go). Until risk-1.5 the bar minimised a cost (a
-    /// missed red three times an orange called red), but that cost curve is
+    /// risk-1.10: before, it was as high as the cap let it go). Until
+    /// risk-1.5 the bar minimised a cost (a missed red three times an orange
+    /// called red), but that cost curve is
     /// flat from 0.18 to 0.36 and averaging the repeated draws moved its
     /// minimum from 0.19 to 0.26, where red recall by writers unseen fell to
     /// 0.918; a floor on red recall names the point the service is held to,
