@@ -9,12 +9,13 @@
 
 use std::sync::Arc;
 
-use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QMatMul};
+use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor, D};
 use half::f16;
 use memmap2::Mmap;
 
 use crate::blob::{BertConfig, Blob, BlobDType, Q4_BLOCK, Q4_BLOCK_BYTES};
+use crate::delta::Delta;
 use crate::EncoderError;
 
 /// How the Q4_0 linear weights are multiplied.
@@ -47,12 +48,35 @@ struct Linear {
 }
 
 impl Linear {
-    fn load(blob: &Blob, prefix: &str, out: usize, inp: usize, mode: MatmulMode) -> Result<Self, EncoderError> {
+    fn load(
+        blob: &Blob,
+        prefix: &str,
+        out: usize,
+        inp: usize,
+        mode: MatmulMode,
+        delta: Option<&Delta>,
+    ) -> Result<Self, EncoderError> {
         let raw = blob.bytes(&format!("{prefix}.w"), BlobDType::Q4_0, out * inp)?;
         let q = qtensor_from_ggml(GgmlDType::Q4_0, raw, vec![out, inp], &Device::Cpu)?;
-        let weight = match mode {
-            MatmulMode::Quantized => QMatMul::QTensor(Arc::new(q)),
-            MatmulMode::F32 => QMatMul::Tensor(q.dequantize(&Device::Cpu)?),
+        let low_rank = match delta {
+            Some(d) => d.low_rank(prefix, out, inp)?,
+            None => None,
+        };
+        let weight = match (mode, low_rank) {
+            (MatmulMode::Quantized, None) => QMatMul::QTensor(Arc::new(q)),
+            (MatmulMode::F32, None) => QMatMul::Tensor(q.dequantize(&Device::Cpu)?),
+            // The fine-tuned weight is W + B·A, merged once here; the quantized
+            // mode re-packs the merged weight as Q8_0 (finer than the Q4_0 it
+            // came from, so the delta is not rounded away).
+            (mode, Some(ba)) => {
+                let merged = (q.dequantize(&Device::Cpu)? + ba)?;
+                match mode {
+                    MatmulMode::F32 => QMatMul::Tensor(merged),
+                    MatmulMode::Quantized => {
+                        QMatMul::QTensor(Arc::new(QTensor::quantize(&merged, GgmlDType::Q8_0)?))
+                    }
+                }
+            }
         };
         let bias = Tensor::from_vec(blob.f32s(&format!("{prefix}.b"), out)?, out, &Device::Cpu)?;
         Ok(Self { weight, bias })
@@ -70,7 +94,10 @@ struct LayerNorm {
 }
 
 impl LayerNorm {
-    fn load(blob: &Blob, prefix: &str, h: usize, eps: f64) -> Result<Self, EncoderError> {
+    fn load(blob: &Blob, prefix: &str, h: usize, eps: f64, delta: Option<&Delta>) -> Result<Self, EncoderError> {
+        if let Some((w, b)) = delta.map(|d| d.norm(prefix, h)).transpose()?.flatten() {
+            return Ok(Self { weight: w, bias: b, eps: eps as f32 });
+        }
         let w = Tensor::from_vec(blob.f32s(&format!("{prefix}.w"), h)?, h, &Device::Cpu)?;
         let b = Tensor::from_vec(blob.f32s(&format!("{prefix}.b"), h)?, h, &Device::Cpu)?;
         Ok(Self { weight: w, bias: b, eps: eps as f32 })
@@ -138,7 +165,9 @@ pub struct Bert {
 }
 
 impl Bert {
-    pub fn load(blob: &Blob, mode: MatmulMode) -> Result<Self, EncoderError> {
+    /// Builds the encoder from the registry blob, with a fine-tuned `delta`
+    /// merged into its weights when one is given.
+    pub fn load(blob: &Blob, mode: MatmulMode, delta: Option<&Delta>) -> Result<Self, EncoderError> {
         let c = blob.config.clone();
         let (h, f) = (c.hidden, c.ffn);
         let word_entry = blob.entry("emb.word")?;
@@ -147,19 +176,19 @@ impl Bert {
         let pos = Tensor::from_vec(blob.f32s("emb.pos", c.max_positions * h)?, (c.max_positions, h), &Device::Cpu)?;
         let types = Tensor::from_vec(blob.f32s("emb.type", c.type_vocab * h)?, (c.type_vocab, h), &Device::Cpu)?;
         let pos_type = pos.broadcast_add(&types.get(0)?)?;
-        let emb_ln = LayerNorm::load(blob, "emb.ln", h, c.ln_eps)?;
+        let emb_ln = LayerNorm::load(blob, "emb.ln", h, c.ln_eps, delta)?;
         let layers = (0..c.layers)
             .map(|l| {
                 let p = |s: &str| format!("l{l}.{s}");
                 Ok(Layer {
-                    q: Linear::load(blob, &p("q"), h, h, mode)?,
-                    k: Linear::load(blob, &p("k"), h, h, mode)?,
-                    v: Linear::load(blob, &p("v"), h, h, mode)?,
-                    attn_out: Linear::load(blob, &p("ao"), h, h, mode)?,
-                    attn_ln: LayerNorm::load(blob, &p("aln"), h, c.ln_eps)?,
-                    ffn_in: Linear::load(blob, &p("fi"), f, h, mode)?,
-                    ffn_out: Linear::load(blob, &p("fo"), h, f, mode)?,
-                    out_ln: LayerNorm::load(blob, &p("oln"), h, c.ln_eps)?,
+                    q: Linear::load(blob, &p("q"), h, h, mode, delta)?,
+                    k: Linear::load(blob, &p("k"), h, h, mode, delta)?,
+                    v: Linear::load(blob, &p("v"), h, h, mode, delta)?,
+                    attn_out: Linear::load(blob, &p("ao"), h, h, mode, delta)?,
+                    attn_ln: LayerNorm::load(blob, &p("aln"), h, c.ln_eps, delta)?,
+                    ffn_in: Linear::load(blob, &p("fi"), f, h, mode, delta)?,
+                    ffn_out: Linear::load(blob, &p("fo"), h, f, mode, delta)?,
+                    out_ln: LayerNorm::load(blob, &p("oln"), h, c.ln_eps, delta)?,
                 })
             })
             .collect::<Result<Vec<_>, EncoderError>>()?;

@@ -12,6 +12,7 @@
 
 pub mod bert;
 pub mod blob;
+pub mod delta;
 pub mod tokenize;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use rayon::prelude::*;
 pub use bert::MatmulMode;
 use bert::Bert;
 pub use blob::{BertConfig, Blob};
+pub use delta::Delta;
 use tokenize::{TextTokenizer, Tokens};
 
 /// File names inside a model directory (written by `triage model fetch`).
@@ -75,12 +77,24 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// Loads `e5-small-q4.bin` and `tokenizer.json` from `dir`.
+    /// Loads `e5-small-q4.bin` and `tokenizer.json` from `dir`: the registry's
+    /// weights as they are.
     pub fn load(dir: &Path, options: EncoderOptions) -> Result<Self, EncoderError> {
+        Self::load_inner(dir, options, None)
+    }
+
+    /// Loads the registry's weights with a fine-tuned delta (safetensors bytes,
+    /// see [`Delta`]) merged in once, so inference costs the same as the base.
+    pub fn load_tuned(dir: &Path, options: EncoderOptions, delta: &[u8]) -> Result<Self, EncoderError> {
+        Self::load_inner(dir, options, Some(delta))
+    }
+
+    fn load_inner(dir: &Path, options: EncoderOptions, delta: Option<&[u8]>) -> Result<Self, EncoderError> {
         let model_path = require(dir, MODEL_FILE)?;
         let tok_path = require(dir, TOKENIZER_FILE)?;
         let blob = Blob::open(&model_path)?;
-        let model = Bert::load(&blob, options.matmul)?;
+        let delta = delta.map(|d| Delta::from_bytes(d, blob.config.layers)).transpose()?;
+        let model = Bert::load(&blob, options.matmul, delta.as_ref())?;
         let c = &model.config;
         let tokenizer = TextTokenizer::load(&tok_path, c.max_positions, c.eos_id)?;
         if c.pad_id != 1 {
