@@ -3,4 +3,4 @@
 pub mod metrics;
 pub mod report;
 
-pub use metrics::{compute, Metrics, Scored};
+pub use metrics::{bootstrap, compute, headline, GroupMetrics, Interval, Intervals, Metrics, Scored};

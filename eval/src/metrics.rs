@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use triage_risk::data::Example;
 use triage_risk::model::Decision;
@@ -13,6 +15,8 @@ use triage_risk::{Label, RiskLevel};
 pub struct Scored {
     pub id: String,
     pub source: String,
+    pub persona: Option<String>,
+    pub form: Option<String>,
     pub text: String,
     pub gold_labels: Vec<Label>,
     pub gold_level: RiskLevel,
@@ -28,6 +32,8 @@ impl Scored {
         Self {
             id: e.id.clone(),
             source: e.source.clone(),
+            persona: e.persona.clone(),
+            form: e.form.clone(),
             text: e.text.clone(),
             gold_labels: e.labels.clone(),
             gold_level: e.level,
@@ -65,11 +71,31 @@ pub struct SweepPoint {
     pub f1: f64,
 }
 
+/// The headline figures of one group of texts (a source, a persona, a form).
 #[derive(Debug, Clone, Serialize)]
-pub struct SourceMetrics {
+pub struct GroupMetrics {
     pub n: usize,
     pub macro_f1: f64,
     pub level_accuracy: f64,
+    pub under_triage: f64,
+    pub false_alarm: f64,
+}
+
+/// A bootstrap 95 % interval: the 2.5th and 97.5th percentiles over
+/// resamples of the texts (with replacement, same size, fixed seed).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Interval {
+    pub low: f64,
+    pub high: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Intervals {
+    pub resamples: usize,
+    pub macro_f1: Interval,
+    pub red_recall: Interval,
+    pub under_triage: Interval,
+    pub false_alarm: Interval,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -96,7 +122,11 @@ pub struct Metrics {
     /// Gold rows x predicted columns, order blue, yellow, orange, red.
     pub level_confusion: [[usize; 4]; 4],
     pub threshold_sweep: BTreeMap<&'static str, Vec<SweepPoint>>,
-    pub by_source: BTreeMap<String, SourceMetrics>,
+    pub intervals: Intervals,
+    pub by_source: BTreeMap<String, GroupMetrics>,
+    /// Empty when the set has no `persona` (or `form`) keys.
+    pub by_persona: BTreeMap<String, GroupMetrics>,
+    pub by_form: BTreeMap<String, GroupMetrics>,
     /// Gold red/orange predicted yellow/blue, worst (largest drop) first.
     pub worst_misses: Vec<Miss>,
 }
@@ -150,6 +180,92 @@ pub fn quadratic_kappa(confusion: &[[usize; 4]; 4]) -> f64 {
     }
 }
 
+fn high(l: RiskLevel) -> bool {
+    l >= RiskLevel::Orange
+}
+
+/// The figures the targets are stated in, for any subset of the texts.
+#[derive(Debug, Clone, Copy)]
+pub struct Headline {
+    pub macro_f1: f64,
+    pub level_accuracy: f64,
+    pub under_triage: f64,
+    pub red_recall: f64,
+    pub false_alarm: f64,
+}
+
+pub fn headline(items: &[&Scored]) -> Headline {
+    let count = |f: &dyn Fn(&Scored) -> bool| items.iter().filter(|s| f(s)).count();
+    let gold_high = count(&|s| high(s.gold_level));
+    let gold_red = count(&|s| s.gold_level == RiskLevel::Red);
+    Headline {
+        macro_f1: macro_f1(items),
+        level_accuracy: ratio(count(&|s| s.level == s.gold_level), items.len()),
+        under_triage: ratio(count(&|s| high(s.gold_level) && !high(s.level)), gold_high),
+        red_recall: ratio(count(&|s| s.gold_level == RiskLevel::Red && s.level == RiskLevel::Red), gold_red),
+        false_alarm: ratio(count(&|s| !high(s.gold_level) && high(s.level)), items.len() - gold_high),
+    }
+}
+
+fn groups(items: &[Scored], key: impl Fn(&Scored) -> Option<String>) -> BTreeMap<String, GroupMetrics> {
+    let mut by: BTreeMap<String, Vec<&Scored>> = BTreeMap::new();
+    for s in items {
+        if let Some(k) = key(s) {
+            by.entry(k).or_default().push(s);
+        }
+    }
+    by.into_iter()
+        .map(|(k, v)| {
+            let h = headline(&v);
+            let g = GroupMetrics {
+                n: v.len(),
+                macro_f1: h.macro_f1,
+                level_accuracy: h.level_accuracy,
+                under_triage: h.under_triage,
+                false_alarm: h.false_alarm,
+            };
+            (k, g)
+        })
+        .collect()
+}
+
+pub const BOOTSTRAP_RESAMPLES: usize = 1000;
+pub const BOOTSTRAP_SEED: u64 = 20261207;
+
+/// Percentile bootstrap over texts: each resample draws `items.len()` texts
+/// with replacement and recomputes the headline figures.
+pub fn bootstrap(items: &[&Scored], resamples: usize, seed: u64) -> Intervals {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut draws: [Vec<f64>; 4] = Default::default();
+    let n = items.len();
+    for _ in 0..resamples {
+        if n == 0 {
+            break;
+        }
+        let sample: Vec<&Scored> = (0..n).map(|_| items[rng.random_range(0..n)]).collect();
+        let h = headline(&sample);
+        for (d, v) in draws.iter_mut().zip([h.macro_f1, h.red_recall, h.under_triage, h.false_alarm]) {
+            d.push(v);
+        }
+    }
+    let interval = |v: &mut Vec<f64>| {
+        if v.is_empty() {
+            return Interval { low: 0.0, high: 0.0 };
+        }
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        Interval { low: at(0.025), high: at(0.975) }
+    };
+    let [mut f, mut r, mut u, mut a] = draws;
+    Intervals {
+        resamples,
+        macro_f1: interval(&mut f),
+        red_recall: interval(&mut r),
+        under_triage: interval(&mut u),
+        false_alarm: interval(&mut a),
+    }
+}
+
 pub fn compute(items: &[Scored]) -> Metrics {
     let all: Vec<&Scored> = items.iter().collect();
     let mut labels = BTreeMap::new();
@@ -169,23 +285,12 @@ pub fn compute(items: &[Scored]) -> Metrics {
     for s in items {
         level_confusion[s.gold_level.index()][s.level.index()] += 1;
     }
-    let high = |l: RiskLevel| l >= RiskLevel::Orange;
     let gold_high: Vec<&Scored> = items.iter().filter(|s| high(s.gold_level)).collect();
-    let gold_low: Vec<&Scored> = items.iter().filter(|s| !high(s.gold_level)).collect();
-    let gold_red = items.iter().filter(|s| s.gold_level == RiskLevel::Red).count();
-    let red_hit = items.iter().filter(|s| s.gold_level == RiskLevel::Red && s.level == RiskLevel::Red).count();
+    let h = headline(&all);
 
-    let mut by_source_items: BTreeMap<String, Vec<&Scored>> = BTreeMap::new();
-    for s in items {
-        by_source_items.entry(s.source.clone()).or_default().push(s);
-    }
-    let by_source = by_source_items
-        .into_iter()
-        .map(|(k, v)| {
-            let acc = ratio(v.iter().filter(|s| s.level == s.gold_level).count(), v.len());
-            (k, SourceMetrics { n: v.len(), macro_f1: macro_f1(&v), level_accuracy: acc })
-        })
-        .collect();
+    let by_source = groups(items, |s| Some(s.source.clone()));
+    let by_persona = groups(items, |s| s.persona.clone());
+    let by_form = groups(items, |s| s.form.clone());
 
     let mut misses: Vec<&Scored> = gold_high.iter().copied().filter(|s| !high(s.level)).collect();
     misses.sort_by_key(|s| std::cmp::Reverse(s.gold_level.index() as i32 - s.level.index() as i32));
@@ -204,16 +309,19 @@ pub fn compute(items: &[Scored]) -> Metrics {
 
     Metrics {
         n: items.len(),
-        macro_f1: macro_f1(&all),
+        macro_f1: h.macro_f1,
         labels,
-        level_accuracy: ratio(items.iter().filter(|s| s.level == s.gold_level).count(), items.len()),
+        level_accuracy: h.level_accuracy,
         level_qwk: quadratic_kappa(&level_confusion),
-        under_triage: ratio(gold_high.iter().filter(|s| !high(s.level)).count(), gold_high.len()),
-        red_recall: ratio(red_hit, gold_red),
-        false_alarm: ratio(gold_low.iter().filter(|s| high(s.level)).count(), gold_low.len()),
+        under_triage: h.under_triage,
+        red_recall: h.red_recall,
+        false_alarm: h.false_alarm,
         level_confusion,
         threshold_sweep,
+        intervals: bootstrap(&all, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED),
         by_source,
+        by_persona,
+        by_form,
         worst_misses,
     }
 }

@@ -117,19 +117,44 @@ th{{background:#f4f4f4}} td.l,th.l{{text-align:left}} .k{{display:inline-block;m
         );
     }
 
-    // Per source.
-    h.push_str("<h2>By source</h2><table><tr><th class=l>source</th><th>n</th><th>macro-F1</th><th>level accuracy</th></tr>");
-    for (src, s) in &m.by_source {
-        let _ = write!(
-            h,
-            "<tr><td class=l>{}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td></tr>",
-            esc(src),
-            s.n,
-            s.macro_f1,
-            s.level_accuracy
-        );
+    // Intervals, then the breakdowns the set allows.
+    let iv = &m.intervals;
+    let _ = write!(
+        h,
+        "<h2>Bootstrap 95 % intervals ({} resamples)</h2><table><tr><th class=l>figure</th><th>value</th><th>interval</th></tr>",
+        iv.resamples
+    );
+    for (name, v, i) in [
+        ("macro-F1", m.macro_f1, iv.macro_f1),
+        ("red recall", m.red_recall, iv.red_recall),
+        ("under-triage", m.under_triage, iv.under_triage),
+        ("false alarm", m.false_alarm, iv.false_alarm),
+    ] {
+        let _ = write!(h, "<tr><td class=l>{name}</td><td>{v:.3}</td><td>{:.3} – {:.3}</td></tr>", i.low, i.high);
     }
     h.push_str("</table>");
+    for (title, groups) in [("source", &m.by_source), ("persona", &m.by_persona), ("form", &m.by_form)] {
+        if groups.is_empty() {
+            continue;
+        }
+        let _ = write!(
+            h,
+            "<h2>By {title}</h2><table><tr><th class=l>{title}</th><th>n</th><th>macro-F1</th><th>level accuracy</th><th>under-triage</th><th>false alarm</th></tr>"
+        );
+        for (k, g) in groups {
+            let _ = write!(
+                h,
+                "<tr><td class=l>{}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td></tr>",
+                esc(k),
+                g.n,
+                g.macro_f1,
+                g.level_accuracy,
+                g.under_triage,
+                g.false_alarm
+            );
+        }
+        h.push_str("</table>");
+    }
 
     // Worst misses.
     let _ = write!(h, "<h2>Worst misses: gold red/orange predicted yellow/blue ({})</h2>", m.worst_misses.len());

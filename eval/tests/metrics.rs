@@ -13,6 +13,8 @@ fn item(id: &str, gold: &[Label], gold_level: RiskLevel, pred: &[Label], level: 
     Scored {
         id: id.into(),
         source: source.into(),
+        persona: Some(if id.parse::<u32>().unwrap_or(0) % 2 == 0 { "farmer" } else { "lawyer" }.into()),
+        form: None,
         text: format!("text {id}"),
         gold_labels: gold.to_vec(),
         gold_level,
@@ -101,4 +103,37 @@ fn report_is_self_contained_html() {
         assert!(!html.contains(forbidden), "{forbidden}");
     }
     assert!(html.contains("text 2"), "worst miss listed");
+}
+
+#[test]
+fn groups_by_persona_and_none_without_forms() {
+    let m = compute(&six());
+    // Even ids are farmers: 2 (orange→yellow), 4 (yellow ok), 6 (blue ok).
+    assert_eq!(m.by_persona["farmer"].n, 3);
+    close(m.by_persona["farmer"].level_accuracy, 2.0 / 3.0);
+    close(m.by_persona["farmer"].under_triage, 1.0);
+    // Odd ids are lawyers: 1 (red ok), 3 (blue→orange), 5 (red→orange).
+    close(m.by_persona["lawyer"].false_alarm, 1.0);
+    close(m.by_persona["lawyer"].under_triage, 0.0);
+    assert!(m.by_form.is_empty(), "no form keys, no form table");
+}
+
+#[test]
+fn bootstrap_intervals_hold_the_point_value_and_tighten_with_more_texts() {
+    let small = six();
+    let big: Vec<Scored> = (0..40).flat_map(|_| six()).collect();
+    let m_small = compute(&small);
+    let m_big = compute(&big);
+    // Same proportions, so the same point values.
+    close(m_small.under_triage, m_big.under_triage);
+    for m in [&m_small, &m_big] {
+        let i = m.intervals.under_triage;
+        assert!(i.low <= m.under_triage && m.under_triage <= i.high, "{i:?} vs {}", m.under_triage);
+        let f = m.intervals.macro_f1;
+        assert!(f.low <= m.macro_f1 + 1e-9 && m.macro_f1 <= f.high + 1e-9, "{f:?}");
+    }
+    let width = |i: triage_eval::Interval| i.high - i.low;
+    assert!(width(m_big.intervals.under_triage) < width(m_small.intervals.under_triage) / 2.0);
+    // Fixed seed: the same set gives the same interval.
+    assert_eq!(compute(&big).intervals.red_recall, m_big.intervals.red_recall);
 }
