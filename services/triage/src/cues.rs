@@ -1,5 +1,12 @@
 //! Cue lexicons with evidence spans, and the suppression rules that keep
-//! figurative, negated, past and quoted-media uses from firing as threats.
+//! figurative, negated, past or finished, media and fiction, and victim-side
+//! uses out of the evidence.
+//!
+//! The risk decision is the model's (`model`, `judge`); the evidence is what a
+//! person reads to see which words support it. So a cue is taken only where
+//! the text uses it for what it names: not inside a longer word, a figure of
+//! speech, a negation, a finished past event, media or fiction, or as what was
+//! done to the writer's side.
 //!
 //! Offsets in `Evidence` are Unicode scalar (char) offsets into the input text,
 //! end exclusive, so `text.chars().skip(start).take(end - start)` is the cue.
@@ -32,35 +39,16 @@ pub enum Suppression {
     Victim,
 }
 
+/// The cues of one text.
 #[derive(Debug, Clone, Default)]
 pub struct CueReport {
+    /// Cues taken as evidence, in text order; of overlapping spans with the
+    /// same label and kind, only the longest.
     pub evidence: Vec<Evidence>,
+    /// Cues that matched but were not taken, with the reason: threat and
+    /// mention cues, and any other non-topic cue inside a figurative phrase.
+    /// `triage cues --verbose` shows them, to check the suppression rules.
     pub suppressed: Vec<(Evidence, Suppression)>,
-    /// Follow-ups saying the threat was withdrawn or the parties reconciled,
-    /// counted after the last threat or mention cue only: labels.md judges a
-    /// text "as it stands now", and a threat made after a reconciliation
-    /// still stands.
-    pub withdrawn: usize,
-    /// Laughter after the last threat or mention cue (哈哈, 😂): the writer
-    /// jokes about what came before ("再不戒烟我就跟他拼了 结果他今天真把烟扔了
-    /// 哈哈"). Every such text in the labelled sets is blue; 呵呵 is not here,
-    /// since it is as often a sneer that backs a threat. Not counted where a
-    /// self-harm cue, an act in progress, a gathering or means in hand fired.
-    pub joking: usize,
-    /// Vague warnings in the same sentence as a fired threat cue: labels.md
-    /// makes "到时候别怪我把机器拆了" a threat, the warning tied to an act.
-    pub warning_with_act: usize,
-    /// Threat cues stated as the writer's own intent ("我要报复社会", "我就去把
-    /// 他车砸了") or as the consequence of a condition ("再不放水，我们全组人就去
-    /// 把闸给扒了"): an intent marker earlier in the same clause.
-    pub intent_with_act: usize,
-    /// Words naming a grievance (拖欠, 骗, 补偿, 偏袒 …): labels.md makes a
-    /// threat aimed at whoever caused a grievance violence + retaliation.
-    pub grievance: usize,
-    /// Words naming a brawl, drink, a spouse or a mental illness (打起来, 酒后,
-    /// 老婆, 精神障碍 …): a brawl, or a threat to coerce a spouse or parent with
-    /// no grievance behind it, is violence alone (labels.md).
-    pub brawl: usize,
 }
 
 #[derive(Deserialize)]
@@ -79,8 +67,6 @@ struct LexiconFile {
     figurative: Phrases,
     #[serde(default)]
     pattern: BTreeMap<String, Vec<String>>,
-    #[serde(default)]
-    neutral: BTreeMap<String, String>,
     context: BTreeMap<String, Vec<String>>,
 }
 
@@ -93,13 +79,8 @@ enum Pattern {
     Habitual,
     Future,
     Media,
-    Withdrawn,
-    Joking,
-    Intent,
     Passive,
     Fear,
-    Grievance,
-    Brawl,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,8 +93,6 @@ pub struct CueLexicon {
     patterns: Vec<(String, Pattern)>,
     /// Regexes with their index in `patterns`.
     regexes: Vec<(regex::Regex, usize)>,
-    /// Everyday phrases and their plain rewrites, for the encoder's input.
-    neutral: (AhoCorasick, Vec<String>),
     jieba: Jieba,
 }
 
@@ -129,23 +108,25 @@ fn specific_kind(name: &str) -> Result<CueKind, LexiconError> {
     })
 }
 
-/// The context words a `[context]` list (or a `context.<list>` pattern) holds.
-fn context_list(name: &str) -> Result<Pattern, LexiconError> {
-    Ok(match name {
+/// Context lists that no suppression rule reads but that other lexicon files
+/// may still name: accepted and ignored, so that such a file loads (the cue
+/// bench times another lexicon file given as `TRIAGE_LEXICON`).
+const IGNORED_CONTEXT: &[&str] = &["withdrawn", "joking", "intent", "intent_pattern", "grievance", "brawl"];
+
+/// The context words a `[context]` list (or a `context.<list>` pattern) holds;
+/// `None` for an ignored list.
+fn context_list(name: &str) -> Result<Option<Pattern>, LexiconError> {
+    Ok(Some(match name {
         "negator" => Pattern::Negator,
         "past" => Pattern::Past,
         "habitual" => Pattern::Habitual,
         "future" => Pattern::Future,
         "media" => Pattern::Media,
-        "withdrawn" => Pattern::Withdrawn,
-        "joking" => Pattern::Joking,
-        "intent" => Pattern::Intent,
         "passive" => Pattern::Passive,
         "fear" => Pattern::Fear,
-        "grievance" => Pattern::Grievance,
-        "brawl" => Pattern::Brawl,
+        other if IGNORED_CONTEXT.contains(&other) => return Ok(None),
         other => return Err(LexiconError(format!("unknown context list {other}"))),
-    })
+    }))
 }
 
 /// A raw match in byte offsets.
@@ -188,17 +169,13 @@ impl CueLexicon {
             add(&ph.phrases, Pattern::Cue(None, kind));
         }
         add(&file.figurative.phrases, Pattern::Figurative);
-        // Regex lists: `[pattern]` tables, and `intent_pattern` in `[context]`
-        // (lexicon files before risk-1.7 kept intent regexes there).
-        let mut regex_lists: Vec<(Pattern, &[String])> = Vec::new();
         for (name, list) in &file.context {
-            if name == "intent_pattern" {
-                regex_lists.push((Pattern::Intent, list));
-                continue;
+            if let Some(p) = context_list(name)? {
+                add(list, p);
             }
-            add(list, context_list(name)?);
         }
         let n_phrases = patterns.len();
+        let mut regex_lists: Vec<(Pattern, &[String])> = Vec::new();
         for (name, list) in &file.pattern {
             // A label names threat patterns; `specific.<kind>` names patterns for
             // a specific too varied for a phrase list (下个月10号, 本周五),
@@ -210,7 +187,10 @@ impl CueLexicon {
             } else if let Some(kind) = name.strip_prefix("specific.") {
                 Pattern::Cue(None, specific_kind(kind)?)
             } else if let Some(list) = name.strip_prefix("context.") {
-                context_list(list)?
+                match context_list(list)? {
+                    Some(p) => p,
+                    None => continue,
+                }
             } else {
                 Pattern::Cue(Some(name.parse::<Label>().map_err(|e| LexiconError(e.to_string()))?), CueKind::Threat)
             };
@@ -237,12 +217,7 @@ impl CueLexicon {
                 jieba.add_word(s, Some(2000), None);
             }
         }
-        let neutral_matcher = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(file.neutral.keys())
-            .map_err(|e| LexiconError(e.to_string()))?;
-        let neutral = (neutral_matcher, file.neutral.values().cloned().collect());
-        Ok(Self { matcher, patterns, regexes, neutral, jieba })
+        Ok(Self { matcher, patterns, regexes, jieba })
     }
 
     pub fn builtin() -> Result<Self, LexiconError> {
@@ -267,8 +242,7 @@ impl CueLexicon {
             let tense = matches!(self.patterns[h.pattern].1, Pattern::Future | Pattern::Habitual);
             !tense || h.regex || text[h.start..h.end].chars().nth(1).is_some() || aligned(h)
         });
-        let of = |p: Pattern| hits.iter().filter(move |h| self.patterns[h.pattern].1 == p);
-        let figurative: Vec<&Hit> = of(Pattern::Figurative).collect();
+        let figurative: Vec<&Hit> = hits.iter().filter(|h| self.patterns[h.pattern].1 == Pattern::Figurative).collect();
         let char_at = char_index(text);
         let mut report = CueReport::default();
 
@@ -298,50 +272,6 @@ impl CueLexicon {
             }
         }
         report.evidence = dedupe(report.evidence);
-        let last_threat = report
-            .evidence
-            .iter()
-            .filter(|e| matches!(e.kind, CueKind::Threat | CueKind::Mention))
-            .map(|e| e.end)
-            .max()
-            .unwrap_or(0);
-        let after_last_threat = |h: &&Hit| char_at(h.start) >= last_threat;
-        report.withdrawn = of(Pattern::Withdrawn).filter(after_last_threat).filter(|h| !denied(text, h.start)).count();
-        // Not where self-harm is threatened, an act is under way, people are
-        // gathering or means are in hand: a bitter laugh from a roof's edge is
-        // no joke, and missing it costs far more than a family joke judged
-        // orange. (A time or a place is no sign either way: jokes name them.)
-        let in_earnest = || {
-            report.evidence.iter().any(|e| {
-                (e.kind == CueKind::Threat && e.label == Some(Label::SelfHarm))
-                    || matches!(e.kind, CueKind::SpecificInProgress | CueKind::SpecificGathering | CueKind::SpecificMeans)
-            })
-        };
-        let laughs = of(Pattern::Joking).filter(after_last_threat).count();
-        report.joking = if laughs > 0 && in_earnest() { 0 } else { laughs };
-        let sentence_of = segment_ids(text, SENTENCE_END);
-        let sentence = |i: usize| sentence_of.get(i).copied();
-        report.warning_with_act = report
-            .evidence
-            .iter()
-            .filter(|w| w.kind == CueKind::VagueWarning)
-            .filter(|w| report.evidence.iter().any(|h| h.kind == CueKind::Threat && sentence(h.start) == sentence(w.start)))
-            .count();
-        let clause_of = segment_ids(text, CLAUSE_END);
-        // 我要是 (if I), 我就是 (I just am), 我要求 (I demand), 我会不会 state no intent.
-        let intents: Vec<(usize, usize)> = of(Pattern::Intent)
-            .map(|h| (h.start, h.end))
-            .filter(|&(_, end)| !text[end..].starts_with(['是', '求', '不']))
-            .map(|(start, end)| (char_at(start), char_at(end)))
-            .collect();
-        report.grievance = of(Pattern::Grievance).count();
-        report.brawl = of(Pattern::Brawl).count();
-        report.intent_with_act = report
-            .evidence
-            .iter()
-            .filter(|e| e.kind == CueKind::Threat)
-            .filter(|e| intents.iter().any(|&(a, b)| a < e.start && e.start <= b + 12 && clause_of.get(a) == clause_of.get(e.start)))
-            .count();
         report
     }
 
@@ -431,13 +361,6 @@ impl CueLexicon {
         out
     }
 
-    /// The text with everyday phrases (砍价, 累死了 ...) rewritten plainly, as
-    /// the encoder should read it.
-    pub fn neutralise(&self, text: &str) -> String {
-        let (matcher, replacements) = &self.neutral;
-        matcher.replace_all(text, replacements)
-    }
-
     pub fn jieba(&self) -> &Jieba {
         &self.jieba
     }
@@ -446,7 +369,6 @@ impl CueLexicon {
 const CLAUSE_END: &[char] = &['，', ',', '。', '！', '!', '？', '?', '；', ';', '\n', '…', '：', ':', ' ', '\u{3000}'];
 const SENTENCE_END: &[char] = &['。', '！', '!', '？', '?', '\n'];
 const NOT_PASSIVE: &[&str] = &["申请人", "告", "执行人", "子", "褥", "保险人", "监护人", "继承人", "扶养人", "赡养人", "征收人", "害人"];
-const DENIAL: &[char] = &['不', '未', '没', '非'];
 /// 曾 as a surname right before a cue (老曾持刀…), not "once".
 const CENG_AS_NAME: &[&str] = &["老曾", "小曾", "姓曾", "阿曾", "叫曾"];
 const CONSEQUENCE: &[&str] = &["就", "便", "才", "的话", "我要", "我会"];
@@ -457,27 +379,6 @@ const CONSEQUENCE: &[&str] = &["就", "便", "才", "的话", "我要", "我会"
 fn governs(text: &str, marker_end: usize, cue_start: usize, max_chars: usize) -> bool {
     let between = &text[marker_end..cue_start];
     between.chars().count() <= max_chars && !CONSEQUENCE.iter().any(|c| between.contains(c))
-}
-
-/// Whether the words just before `at` (up to three characters, same clause)
-/// deny what follows: 这不是气话, 我说的不是一时气话, 双方未达成和解.
-fn denied(text: &str, at: usize) -> bool {
-    text[..at].chars().rev().take_while(|c| !CLAUSE_END.contains(c)).take(3).any(|c| DENIAL.contains(&c))
-}
-
-/// For each char of `text`, the index of the clause or sentence (split at
-/// `ends`) that holds it.
-fn segment_ids(text: &str, ends: &[char]) -> Vec<usize> {
-    let mut id = 0;
-    text.chars()
-        .map(|c| {
-            let this = id;
-            if ends.contains(&c) {
-                id += 1;
-            }
-            this
-        })
-        .collect()
 }
 
 /// The byte range of the clause or sentence around `at`.

@@ -164,29 +164,6 @@ fn the_victims_side_does_not_fire() {
 }
 
 #[test]
-fn an_act_stated_as_intent_or_consequence_is_marked() {
-    let lex = lexicon();
-    for text in [
-        "我要报复社会",
-        // A subject, then 就: the consequence of a condition (labels.md: "如果再不解决，我就……" with an act).
-        "再不放水，我们全组人就去把蓄水池的闸给扒了",
-        "你要敢赖账，我让你全家都不得安生",
-        "她家要是敢昧下，我跟她家没完",
-    ] {
-        assert!(lex.analyse(text).intent_with_act > 0, "{text}: {:?}", lex.analyse(text).evidence);
-    }
-    assert!(lex.analyse("我也不知道自己会干出什么事来").intent_with_act > 0);
-    // 我只能 / 我只好 state the writer's course of action.
-    assert!(lex.analyse("我告了十年也没个说法，我只能以死抗争").intent_with_act > 0);
-    assert_eq!(lex.analyse("协商不成，我只能去法院起诉").intent_with_act, 0);
-    // The price named and accepted is intent too.
-    assert!(lex.analyse("再不处理，我就是坐牢也要把他这个厂子给炸了").intent_with_act > 0);
-    for text in ["听说隔壁村有人要报复社会", "我要求严惩打人的凶手，他把我砸伤了", "我什么也没说他就动手了"] {
-        assert_eq!(lex.analyse(text).intent_with_act, 0, "{text}");
-    }
-}
-
-#[test]
 fn constructions_are_caught_by_patterns() {
     for (text, label) in [
         ("那个姓孙的我见他一次打他一次", Label::Violence),
@@ -199,7 +176,7 @@ fn constructions_are_caught_by_patterns() {
         // labels.md's implicit threat: a hint at someone's child or home.
         ("他儿子每天几点放学我也知道", Label::Violence),
         ("我已经记住他家住哪了", Label::Retaliation),
-        // Threat idioms read in mediation records (session 5).
+        // Threat idioms read in mediation records.
         ("你敢动我家一块砖试试，我让你横着出去", Label::Violence),
         ("你要敢赖账，我让你全家都不得安生", Label::Retaliation),
         ("人挡着连人一块收拾", Label::Violence),
@@ -209,7 +186,7 @@ fn constructions_are_caught_by_patterns() {
         ("我就跟你们经理个人算这笔账", Label::Retaliation),
         ("非让那个老师丢了饭碗不可", Label::Retaliation),
         ("大家把清单发群里，人多了一起去医保局讨个说法", Label::Collective),
-        // Self-harm said plainly, or by what is prepared (session 5).
+        // Self-harm said plainly, or by what is prepared.
         ("网贷把我逼得工作丢了，我真的想死", Label::SelfHarm),
         ("本月18号我就到民政局门口，当着你们的面把农药喝了", Label::SelfHarm),
         ("今天晚上我就把门窗封死，烧炭走了", Label::SelfHarm),
@@ -219,7 +196,7 @@ fn constructions_are_caught_by_patterns() {
         ("再不还，我就带人去把他家砸个稀巴烂", Label::Violence),
         ("有人拿着镰刀在追，快派人来", Label::Violence),
         // Means in hand said object first or poured out, property wrecked,
-        // a blood debt (session 7).
+        // a blood debt.
         ("刀我已经揣兜里了，今晚我就过去", Label::Violence),
         ("地上我泼了一桶汽油，打火机就在我手上", Label::Violence),
         ("再让我白跑一趟，我就把你们这个工地给毁了", Label::Violence),
@@ -234,7 +211,7 @@ fn constructions_are_caught_by_patterns() {
         ("清水湾小区约100名居民沿滨河路步行前往县政府", Label::Collective),
         ("过两天咱们凑齐人一起去住建局门口", Label::Collective),
         ("这次不给答复不走，横幅我来印", Label::Collective),
-        // Session 6: who-ever-then-whom, taking others down along, peace, saved-up pills.
+        // Who-ever-then-whom, taking others down along, peace, saved-up pills.
         ("谁敢拦着不让我进去，我就砍谁", Label::Violence),
         ("大不了拉上几个当官的垫背", Label::Violence),
         ("大不了拉上几个当官的垫背", Label::Retaliation),
@@ -247,7 +224,7 @@ fn constructions_are_caught_by_patterns() {
         ("要是连房子也没了，我也没脸活下去了", Label::SelfHarm),
         ("老人揣着一瓶敌敌畏去了村委会", Label::SelfHarm),
         ("当事人携带一把砍刀在他家楼下转", Label::Violence),
-        // Session 8: a weapon made ready, a life for a life, ruin of a
+        // A weapon made ready, a life for a life, ruin of a
         // business, a height or the water already reached, affairs put in
         // order, people already gathered (the group named after its count).
         ("我已经准备好了刀，就等他下班", Label::Violence),
@@ -260,9 +237,9 @@ fn constructions_are_caught_by_patterns() {
         ("镇政府院子里现在坐满了人，都是来讨工钱的", Label::Collective),
         // A space ends a chat clause: 别 in 别劝了 negates nothing after it.
         ("别劝了 我已经在江边上了", Label::SelfHarm),
-        // Session 10: violence the lexicon named in one form only (跟他拼 but
-        // not 跟谁拼命; 卸他一条腿 but not a hand cut off; 斧头 as a means
-        // but not held), and 让他后悔 with words between.
+        // Violence in more forms than one phrase names (跟谁拼命 beside 跟他拼,
+        // a hand cut off beside 卸他一条腿, 斧头 held and not only as a
+        // means), and 让他后悔 with words between.
         ("拆我家房子？谁来我就跟谁拼命", Label::Violence),
         ("下回再让我撞见，我就剁他一只手", Label::Violence),
         ("他害我丢了一条腿，我也要他一条腿", Label::Violence),
@@ -273,22 +250,25 @@ fn constructions_are_caught_by_patterns() {
     }
 }
 
-/// Context words too varied for a phrase list load as `context.<list>`
-/// patterns, and lexicon files from before risk-1.7 (intent regexes as
-/// `intent_pattern` in `[context]`) still load.
+/// Context words load from `[context]` lists and from `context.<list>`
+/// patterns alike; a list no rule reads (as an older lexicon file may name)
+/// is ignored and leaves the evidence as it is, and an unknown one is an error.
 #[test]
-fn context_regexes_load_from_either_table() {
+fn context_lists_load_from_either_table() {
     let base = "[threat.violence]\nphrases = [\"砸了\"]\n[topic.livelihood]\nphrases = [\"工资\"]\n\
                 [specific.time]\nphrases = [\"明天\"]\n[escalation.vague_warning]\nphrases = [\"别逼我\"]\n\
                 [figurative]\nphrases = []\n";
-    let text = "再不解决，我们全村人就把他家砸了";
-    for tables in ["[context]\nintent_pattern = [\"我们全村人就\"]\n", "[pattern]\n\"context.intent\" = [\"我们全村人就\"]\n[context]\n"] {
-        let lex = CueLexicon::from_toml(&format!("{base}{tables}")).unwrap();
-        assert_eq!(lex.analyse(text).intent_with_act, 1, "{tables}");
+    let text = "我从没想把他家砸了";
+    let taken = |tables: &str| CueLexicon::from_toml(&format!("{base}{tables}")).unwrap().analyse(text).evidence.len();
+    assert_eq!(taken("[context]\n"), 1);
+    for tables in ["[context]\nnegator = [\"从没\"]\n", "[pattern]\n\"context.negator\" = [\"从没\"]\n[context]\n"] {
+        assert_eq!(taken(tables), 0, "{tables}");
     }
-    let plain = CueLexicon::from_toml(&format!("{base}[context]\n")).unwrap();
-    assert_eq!(plain.analyse(text).intent_with_act, 0);
+    for tables in ["[context]\nintent_pattern = [\"我从\"]\nwithdrawn = [\"和解\"]\n", "[pattern]\n\"context.intent\" = [\"我从\"]\n[context]\n"] {
+        assert_eq!(taken(tables), 1, "{tables}");
+    }
     assert!(CueLexicon::from_toml(&format!("{base}[pattern]\n\"context.nope\" = [\"x\"]\n[context]\n")).is_err());
+    assert!(CueLexicon::from_toml(&format!("{base}[context]\nnope = [\"x\"]\n")).is_err());
 }
 
 /// Only phrases join jieba's dictionary: a regex source that happens to be
@@ -318,15 +298,6 @@ fn never_panics_on_awkward_text() {
     }
 }
 
-#[test]
-fn everyday_phrases_are_rewritten_for_the_encoder() {
-    let lex = lexicon();
-    assert_eq!(lex.neutralise("今天砍价砍到五折，累死了"), "今天讲价砍到五折，很累了");
-    assert_eq!(lex.neutralise("他说要砍死你"), "他说要砍死你");
-    assert_eq!(lex.neutralise("早高峰堵死了，中午吃撑死了"), "早高峰堵得厉害，中午吃太饱了");
-    assert_eq!(lex.neutralise("打死都不借了"), "绝对不借了");
-}
-
 /// labels.md lists "大不了同归于尽" under retaliation: taking the other side
 /// down is no threat to oneself.
 #[test]
@@ -334,20 +305,6 @@ fn dying_together_is_retaliation_not_self_harm() {
     let t = threats("再不给说法，大不了跟他同归于尽");
     assert!(t.iter().any(|(l, _)| *l == Label::Retaliation), "{t:?}");
     assert!(!t.iter().any(|(l, _)| *l == Label::SelfHarm), "{t:?}");
-}
-
-/// The writer taking their own words back ("是气话") is a withdrawal; denying
-/// that they were ("这不是气话", "不是一时气话") or that the parties made up
-/// ("未达成和解") is not.
-#[test]
-fn words_taken_back_as_said_in_anger_withdraw_the_threat() {
-    let lex = lexicon();
-    let back = lex.analyse("我当时说要把他店砸了，那是气话，我不会真去的");
-    assert!(back.withdrawn > 0, "{:?}", back.evidence);
-    for text in ["我说要把他店砸了，这不是气话", "我说要把他店砸了，我说的不是一时气话", "他扬言要把店砸了，双方未达成和解"] {
-        let denied = lex.analyse(text);
-        assert_eq!(denied.withdrawn, 0, "{text}: {:?}", denied.evidence);
-    }
 }
 
 #[test]
@@ -364,9 +321,9 @@ fn a_set_time_or_place_is_a_specific_and_a_past_date_is_not() {
     assert!(specific("2024年3月15日，他在村口打了我", CueKind::SpecificTime).is_empty());
 }
 
-/// Threat forms common in general usage that the labelled sets barely use
-/// (session 11): the lexicon names them so that other writers' threats do
-/// not rest on the heads alone. A machine on strike is no strike.
+/// Threat forms common in general usage that the labelled sets barely use:
+/// the lexicon names them so that other writers' threats come with evidence
+/// too. A machine on strike is no strike.
 #[test]
 fn common_threat_forms_of_other_writers_fire() {
     for (text, label) in [
