@@ -32,7 +32,10 @@ fn triage_escalation_and_search() {
         assert_eq!(chars[a..b].iter().collect::<String>(), e["cue"].as_str().unwrap());
     }
     assert!(ev.iter().any(|e| e["cue"].as_str().unwrap().contains("汽油")), "{v}");
-    assert!(v["labels"].as_array().unwrap().iter().any(|l| l["label"] == "violence" && l["flagged"] == true));
+    // Petrol taken to a government office reads as violence or self-harm alike
+    // in the labelled sets; a threat label must be flagged either way.
+    let threats = ["violence", "retaliation", "self_harm", "collective"];
+    assert!(v["labels"].as_array().unwrap().iter().any(|l| threats.contains(&l["label"].as_str().unwrap()) && l["flagged"] == true), "{v}");
 
     // A repeat petition: the same reporter's third similar complaint within 90 days is raised.
     let noise = [

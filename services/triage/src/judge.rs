@@ -6,16 +6,16 @@ use serde::Serialize;
 use triage_encoder::{Encoder, EncoderError};
 
 use crate::cues::{CueKind, CueLexicon, CueReport, Evidence};
-pub use triage_proto::LabelScore;
-use crate::features::cue_features;
 use crate::label::{Label, RiskLevel};
-use crate::model::{Decision, RiskModel};
+use crate::model::{Decision, RiskModel, Thresholds};
+pub use triage_proto::LabelScore;
 
 /// Longest accepted text, in Unicode chars: the wire contract's limit.
 pub const MAX_CHARS: usize = triage_proto::MAX_TEXT_CHARS;
-/// Texts are embedded in chunks of at most this many chars, cut at sentence
+/// Texts are encoded in chunks of at most this many chars, cut at sentence
 /// ends, so a long text is read whole (the encoder stops at 512 tokens) and a
-/// short threat is not averaged away.
+/// short threat in a long letter is not averaged away (the heads take each
+/// output's maximum over the chunks).
 pub const CHUNK_CHARS: usize = 400;
 
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +45,11 @@ pub struct Judgement {
     pub decision: Decision,
 }
 
-/// What the classifier reads for one text.
+/// What the heads read for one text.
 pub struct TextFeatures {
-    pub row: Vec<f32>,
+    /// One unit vector per chunk.
+    pub chunks: Vec<Vec<f32>>,
+    /// The text's search vector: the chunk vectors' length-weighted mean, re-normalised.
     pub embedding: Vec<f32>,
     pub cues: CueReport,
 }
@@ -95,12 +97,11 @@ impl Triage {
 
     pub fn judge_batch<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Judgement>, TriageError> {
         let feats = features(&self.encoder, &self.lexicon, texts)?;
-        Ok(feats.into_iter().zip(texts).map(|(f, t)| self.judgement(f, t.as_ref())).collect())
+        Ok(feats.into_iter().map(|f| self.judgement(f)).collect())
     }
 
-    fn judgement(&self, f: TextFeatures, text: &str) -> Judgement {
-        let heads = &self.model.heads;
-        let decision = heads.decide(heads.scores(&self.model.row(text, &f.row)));
+    fn judgement(&self, f: TextFeatures) -> Judgement {
+        let decision = self.model.decide(self.model.scores(f.chunks.iter().map(Vec::as_slice)));
         let labels = Label::ALL
             .iter()
             .map(|&l| {
@@ -111,7 +112,7 @@ impl Triage {
         Judgement {
             labels,
             level: decision.level,
-            reasons: reasons(&decision, &f.cues.evidence),
+            reasons: reasons(&decision, &self.model.thresholds, &f.cues.evidence),
             evidence: f.cues.evidence,
             model_version: self.model.version.clone(),
             embedding: f.embedding,
@@ -120,9 +121,18 @@ impl Triage {
     }
 }
 
-/// Checks the input contract: 1 to `MAX_CHARS` chars, not only whitespace.
+/// A char that carries no text: whitespace, controls, and the invisible
+/// format characters (zero-width space and joiners, BOM, bidi marks).
+fn is_blank(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{00ad}')
+}
+
+/// Checks the input contract: 1 to `MAX_CHARS` chars, at least one that is
+/// not whitespace, a control or an invisible format character.
 pub fn validate(index: usize, text: &str) -> Result<(), TriageError> {
-    if text.trim().is_empty() {
+    if text.chars().all(is_blank) {
         return Err(TriageError::EmptyText { index });
     }
     let chars = text.chars().count();
@@ -132,30 +142,30 @@ pub fn validate(index: usize, text: &str) -> Result<(), TriageError> {
     Ok(())
 }
 
-/// Feature rows for texts: chunked sentence embeddings (length-weighted mean,
-/// re-normalised) followed by the cue features.
+/// Chunk vectors, search vector and cue evidence for each text. A text is cut
+/// into chunks of at most `CHUNK_CHARS` at sentence ends and each chunk is
+/// encoded once; training reads texts the same way (`models/train/finetune.py`).
 pub fn features<S: AsRef<str>>(encoder: &Encoder, lexicon: &CueLexicon, texts: &[S]) -> Result<Vec<TextFeatures>, TriageError> {
     for (i, t) in texts.iter().enumerate() {
         validate(i, t.as_ref())?;
     }
-    let chunked: Vec<Vec<String>> = texts.iter().map(|t| chunks(&lexicon.neutralise(t.as_ref()), CHUNK_CHARS)).collect();
+    let chunked: Vec<Vec<String>> = texts.iter().map(|t| chunks(t.as_ref(), CHUNK_CHARS)).collect();
     let flat: Vec<&str> = chunked.iter().flatten().map(String::as_str).collect();
     let vectors = encoder.embed_batch(&flat)?;
     let mut it = vectors.into_iter();
     let mut out = Vec::with_capacity(texts.len());
     for (t, parts) in texts.iter().zip(&chunked) {
         let mut emb = vec![0f32; encoder.dim()];
+        let mut vs = Vec::with_capacity(parts.len());
         for p in parts {
-            let v = it.next().expect("one vector per chunk");
+            let v = it.next().expect("one vector per chunk").vector;
             let w = p.chars().count() as f32;
-            emb.iter_mut().zip(&v.vector).for_each(|(a, b)| *a += w * b);
+            emb.iter_mut().zip(&v).for_each(|(a, b)| *a += w * b);
+            vs.push(v);
         }
         let norm = emb.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
         emb.iter_mut().for_each(|x| *x /= norm);
-        let cues = lexicon.analyse(t.as_ref());
-        let mut row = emb.clone();
-        row.extend(cue_features(&cues));
-        out.push(TextFeatures { row, embedding: emb, cues });
+        out.push(TextFeatures { chunks: vs, embedding: emb, cues: lexicon.analyse(t.as_ref()) });
     }
     Ok(out)
 }
@@ -206,7 +216,17 @@ fn cue_list(evidence: &[Evidence], pred: impl Fn(&Evidence) -> bool) -> String {
     cues.join("、")
 }
 
-fn reasons(d: &Decision, evidence: &[Evidence]) -> Vec<String> {
+fn in_brackets(s: String) -> String {
+    if s.is_empty() {
+        s
+    } else {
+        format!("（{s}）")
+    }
+}
+
+/// Why, in Chinese: each named label with its score against its bar and the
+/// lexicon's evidence for it, then the level with the level head's figure.
+fn reasons(d: &Decision, t: &Thresholds, evidence: &[Evidence]) -> Vec<String> {
     let mut out = Vec::new();
     for l in Label::ALL {
         let i = l.index();
@@ -214,41 +234,32 @@ fn reasons(d: &Decision, evidence: &[Evidence]) -> Vec<String> {
             continue;
         }
         let cues = cue_list(evidence, |e| e.label == Some(l));
+        let cues = if cues.is_empty() { cues } else { format!("（线索：{cues}）") };
         let basis = if d.forced_label == Some(l) {
-            "研判为威胁类文本，取最接近阈值的威胁标签".to_string()
+            format!("研判为威胁，各威胁标签得分均未达阈值，取相对最接近者（{:.2} / {:.2}）", d.scores.labels[i], d.thresholds[i])
         } else {
             format!("得分 {:.2} ≥ 阈值 {:.2}", d.scores.labels[i], d.thresholds[i])
         };
-        let cue_part = if cues.is_empty() { String::new() } else { format!("（线索：{cues}）") };
-        out.push(format!("{}：{basis}{cue_part}", l.zh()));
+        out.push(format!("{}：{basis}{cues}", l.zh()));
     }
-    let specifics = cue_list(evidence, |e| e.kind.is_specific());
-    let escalation = cue_list(evidence, |e| matches!(e.kind, CueKind::VagueWarning | CueKind::Repeat | CueKind::Survival));
-    // The name of a low level, for the rules that keep a text out of the threats.
-    let low = if d.level == RiskLevel::Yellow { "黄色（III级）" } else { "蓝色（IV级）" };
+    let [y, o, r] = d.scores.level;
     let level = match d.level {
         RiskLevel::Red => format!(
-            "红色（I级）：威胁指向明确，且有具体时间、手段、聚集或正在发生的迹象{}",
-            if specifics.is_empty() { String::new() } else { format!("（{specifics}）") }
+            "红色（I级）：模型判断威胁已有具体时间、手段、聚集或正在发生（红色概率 {r:.2} ≥ {:.2}）{}",
+            t.level[2],
+            in_brackets(cue_list(evidence, |e| e.kind.is_specific()))
         ),
-        RiskLevel::Orange => "橙色（II级）：存在明确的暴力、报复、自伤或群体性威胁或意图，尚无具体实施要素".to_string(),
-        RiskLevel::Yellow | RiskLevel::Blue if d.scores.joking && !d.scores.withdrawn => {
-            format!("{low}：威胁字眼之后以玩笑口吻收尾（哈哈、😂），按玩笑研判")
-        }
-        RiskLevel::Yellow | RiskLevel::Blue if d.scores.withdrawn => {
-            format!("{low}：文末说明威胁已撤回或双方已和解，按现状研判")
-        }
-        RiskLevel::Yellow if d.scores.vague_warning_only => format!(
-            "黄色（III级）：仅有含糊警告或情绪宣泄，未指明具体行为，按标准不属威胁（{escalation}）"
+        RiskLevel::Orange => format!(
+            "橙色（II级）：存在明确的暴力、报复、自伤或群体性威胁或意图，尚无具体实施要素（橙色及以上概率 {o:.2} ≥ {:.2}，红色 {r:.2} < {:.2}）",
+            t.level[1], t.level[2]
         ),
-        RiskLevel::Yellow | RiskLevel::Blue if d.unsupported_threat => {
-            format!("{low}：语气近似威胁，但未指明可归入任何威胁标签的行为（各威胁标签得分均不足其阈值的三成），不按威胁研判")
-        }
         RiskLevel::Yellow => format!(
-            "黄色（III级）：无明确威胁，但诉求有升级可能{}",
-            if escalation.is_empty() { String::new() } else { format!("（{escalation}）") }
+            "黄色（III级）：无明确威胁，但诉求有升级可能（黄色及以上概率 {y:.2} ≥ {:.2}，威胁概率 {o:.2} < {:.2}）{}",
+            t.level[0],
+            t.level[1],
+            in_brackets(cue_list(evidence, |e| matches!(e.kind, CueKind::VagueWarning | CueKind::Repeat | CueKind::Survival)))
         ),
-        RiskLevel::Blue => "蓝色（IV级）：常规咨询、求助或投诉".to_string(),
+        RiskLevel::Blue => format!("蓝色（IV级）：常规咨询、求助或投诉（黄色及以上概率 {y:.2} < {:.2}）", t.level[0]),
     };
     out.push(level);
     out
@@ -270,6 +281,9 @@ mod tests {
     #[test]
     fn input_contract() {
         assert!(matches!(validate(3, "  \n"), Err(TriageError::EmptyText { index: 3 })));
+        assert!(matches!(validate(0, "\u{200b}\u{200d}\u{feff}"), Err(TriageError::EmptyText { .. })));
+        assert!(matches!(validate(0, "\0\0\t"), Err(TriageError::EmptyText { .. })));
+        assert!(validate(0, "\u{200b}好").is_ok());
         assert!(matches!(validate(0, &"字".repeat(5001)), Err(TriageError::TextTooLong { chars: 5001, .. })));
         assert!(validate(0, &"字".repeat(5000)).is_ok());
     }

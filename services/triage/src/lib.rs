@@ -6,17 +6,13 @@
 
 pub mod cues;
 pub mod data;
-pub mod features;
 pub mod judge;
 pub mod label;
-pub mod logreg;
 pub mod model;
 pub mod policy;
-pub mod tfidf;
-pub mod train;
 
 pub use cues::{CueKind, CueLexicon, CueReport, Evidence, Suppression};
 pub use judge::{Judgement, LabelScore, Triage, TriageError, MAX_CHARS};
 pub use label::{Label, RiskLevel};
-pub use model::RiskModel;
+pub use model::{ModelError, RiskModel, BUILTIN_DELTA};
 pub use policy::{Policy, PolicyError};

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use clap::Args;
 use serde_json::json;
-use triage_risk::features::cue_features;
 use triage_risk::CueLexicon;
 
 use super::input::open_input;
@@ -15,7 +14,7 @@ pub struct CuesArgs {
     /// Input file, or - for stdin ({"id","text"} JSON Lines or plain lines).
     #[arg(default_value = "-")]
     pub input: String,
-    /// Also print suppressed cues and the feature vector.
+    /// Also print the suppressed cues and why each was suppressed.
     #[arg(long)]
     pub verbose: bool,
 }
@@ -30,7 +29,6 @@ pub fn run(args: CuesArgs) -> anyhow::Result<ExitCode> {
         if args.verbose {
             let sup: Vec<_> = r.suppressed.iter().map(|(e, why)| json!({"evidence": e, "why": why})).collect();
             rec["suppressed"] = json!(sup);
-            rec["features"] = json!(cue_features(&r));
         }
         serde_json::to_writer(&mut out, &rec)?;
         out.write_all(b"\n")?;

@@ -24,13 +24,23 @@ pub struct EmbedArgs {
     /// Lines embedded per batch call.
     #[arg(long, default_value_t = 256)]
     pub chunk: usize,
+    /// Embed with the registry's weights as they are, without the fine-tuned
+    /// delta (the service stores the fine-tuned vectors; this is for comparison).
+    #[arg(long, env = "TRIAGE_EMBED_BASE")]
+    pub base: bool,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub risk: super::risk::RiskModelArgs,
 }
 
 
 pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
-    let encoder = super::model::load_encoder(&args.model)?;
+    let encoder = if args.base {
+        super::model::load_encoder(&args.model)?
+    } else {
+        super::risk::load_tuned(&args.model, &args.risk)?.0
+    };
     let input = open_input(&args.input)?;
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(BufWriter::new(File::create(p).with_context(|| format!("creating {}", p.display()))?)),

@@ -36,13 +36,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let examples = read_labelled(&path)?;
     let triage = risk::load_triage(&args.model, &args.risk)?;
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-    let feats = risk::extract(triage.encoder(), triage.lexicon(), &texts, "evaluating")?;
-    let model = triage.model();
-    let scored: Vec<Scored> = examples
-        .iter()
-        .zip(&feats)
-        .map(|(e, f)| Scored::new(e, &model.heads.decide(model.heads.scores(&model.row(&e.text, &f.row)))))
-        .collect();
+    let judged = risk::judge_all(&triage, &texts, "evaluating")?;
+    let scored: Vec<Scored> = examples.iter().zip(&judged).map(|(e, j)| Scored::new(e, &j.decision)).collect();
     let m = triage_eval::compute(&scored);
     let seconds = started.elapsed().as_secs_f64();
     if let Some(p) = &args.json {
@@ -61,8 +56,28 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         "macro-F1 {:.3}  level accuracy {:.3}  QWK {:.3}  under-triage {:.3}  red recall {:.3}  false alarm {:.3}",
         m.macro_f1, m.level_accuracy, m.level_qwk, m.under_triage, m.red_recall, m.false_alarm
     );
+    let iv = &m.intervals;
+    println!(
+        "95% bootstrap intervals: macro-F1 {:.3}-{:.3}  red recall {:.3}-{:.3}  under-triage {:.3}-{:.3}  false alarm {:.3}-{:.3}",
+        iv.macro_f1.low,
+        iv.macro_f1.high,
+        iv.red_recall.low,
+        iv.red_recall.high,
+        iv.under_triage.low,
+        iv.under_triage.high,
+        iv.false_alarm.low,
+        iv.false_alarm.high
+    );
     for (l, p) in &m.labels {
         println!("  {l:<12} P {:.3}  R {:.3}  F1 {:.3}  n {}", p.precision, p.recall, p.f1, p.support);
+    }
+    for (title, groups) in [("source", &m.by_source), ("persona", &m.by_persona), ("form", &m.by_form)] {
+        for (k, g) in groups {
+            println!(
+                "  {title} {k:<22} n {:>4}  macro-F1 {:.3}  level acc. {:.3}  under-triage {:.3}  false alarm {:.3}",
+                g.n, g.macro_f1, g.level_accuracy, g.under_triage, g.false_alarm
+            );
+        }
     }
     println!("eval time {seconds:.1}s");
     Ok(ExitCode::SUCCESS)

@@ -11,7 +11,6 @@ mod model;
 mod risk;
 mod serve;
 mod store;
-mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,8 +73,6 @@ pub enum Command {
     Cues(cues::CuesArgs),
     /// Judge texts: labels with scores, level, reasons, evidence spans (JSON Lines out).
     Judge(judge::JudgeArgs),
-    /// Train the risk heads on a labelled set (thresholds calibrated by cross-validation).
-    Train(train::TrainArgs),
     /// Evaluate on a labelled set: per-label P/R/F1, level confusion, under-triage, sweeps; JSON and HTML.
     Eval(eval::EvalArgs),
     /// Run the HTTP service (embedded case store in --data-dir unless --qdrant-url is set).
@@ -93,7 +90,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Embed(a) => embed::run(a),
         Command::Cues(a) => cues::run(a),
         Command::Judge(a) => judge::run(a),
-        Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Serve(a) => serve::run(a).map(|()| ExitCode::SUCCESS),
         Command::Import(a) => import::run(a).map(|()| ExitCode::SUCCESS),

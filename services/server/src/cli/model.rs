@@ -18,7 +18,7 @@ pub enum ModelCommand {
         #[command(flatten)]
         model: ModelArgs,
     },
-    /// Check every model file against the manifest's sha256.
+    /// Check every model file, and the compiled-in fine-tuned delta, against the manifest's sha256.
     Verify {
         #[command(flatten)]
         model: ModelArgs,
@@ -38,13 +38,24 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
         }
         ModelCommand::Verify { model } => {
             let dir = model.dir();
+            let mut ok = true;
             if triage_fetch::verify_model_dir(&manifest, &dir)? {
                 println!("ok: {}", dir.display());
-                Ok(ExitCode::SUCCESS)
             } else {
                 eprintln!("model files in {} are missing or do not match the manifest; run `triage model fetch`", dir.display());
-                Ok(ExitCode::FAILURE)
+                ok = false;
             }
+            // The compiled-in delta against the manifest's pin and the heads' record.
+            let actual = triage_risk::model::sha256_hex(triage_risk::BUILTIN_DELTA);
+            let pinned = manifest.delta.as_ref().map(|d| d.sha256.as_str()).unwrap_or("(none)");
+            let heads = triage_risk::RiskModel::builtin()?;
+            if actual == pinned && actual == heads.delta_sha256 {
+                println!("ok: fine-tuned delta {actual} ({})", heads.version);
+            } else {
+                eprintln!("fine-tuned delta {actual} does not match the manifest ({pinned}) or the heads ({})", heads.delta_sha256);
+                ok = false;
+            }
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
     }
 }

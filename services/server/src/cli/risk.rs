@@ -1,5 +1,5 @@
-//! Shared pieces of `triage train` and `triage eval`: data paths, feature
-//! extraction with a progress bar, the risk model file.
+//! The risk model the subcommands share: the heads file and the encoder
+//! delta (both compiled in unless overridden), data paths, progress bars.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -8,34 +8,52 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use triage_encoder::Encoder;
-use triage_risk::judge::{features, TextFeatures};
-use triage_risk::model::BUILTIN_MODEL;
-use triage_risk::{CueLexicon, RiskModel, Triage};
+use triage_encoder::{Encoder, EncoderOptions};
+use triage_risk::model::{BUILTIN_DELTA, BUILTIN_MODEL};
+use triage_risk::{CueLexicon, Judgement, RiskModel, Triage};
 
 use super::ModelArgs;
 
 #[derive(Args, Debug, Clone)]
 pub struct RiskModelArgs {
-    /// Risk model JSON (default: the one compiled in, models/heads/risk.json).
+    /// Risk model heads JSON (default: the one compiled in, models/heads/risk.json).
     #[arg(long, env = "TRIAGE_RISK_MODEL")]
     pub risk_model: Option<PathBuf>,
+    /// Encoder delta the heads were trained with (default: the one compiled in,
+    /// models/delta/e5-lora.safetensors); its sha256 must match the heads file's.
+    #[arg(long, env = "TRIAGE_DELTA")]
+    pub delta: Option<PathBuf>,
 }
 
 impl RiskModelArgs {
-    pub fn load(&self) -> anyhow::Result<RiskModel> {
+    /// The heads and the delta bytes, checked against each other.
+    pub fn load(&self) -> anyhow::Result<(RiskModel, Vec<u8>)> {
         let text = match &self.risk_model {
             Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
             None => BUILTIN_MODEL.to_string(),
         };
-        serde_json::from_str(&text).context("parsing the risk model")
+        let model = RiskModel::from_json(&text)?;
+        let delta = match &self.delta {
+            Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+            None => BUILTIN_DELTA.to_vec(),
+        };
+        model.check_delta(&delta)?;
+        Ok((model, delta))
     }
 }
 
-/// Encoder (fetched if missing), built-in lexicon and the chosen risk model.
+/// The fine-tuned encoder (fetched if missing) with its heads.
+pub fn load_tuned(model: &ModelArgs, risk: &RiskModelArgs) -> anyhow::Result<(Encoder, RiskModel)> {
+    let dir = super::model::ensure_model(model)?;
+    let (heads, delta) = risk.load()?;
+    let options = EncoderOptions { matmul: model.matmul, ..Default::default() };
+    Ok((Encoder::load_tuned(&dir, options, &delta)?, heads))
+}
+
+/// Fine-tuned encoder, built-in lexicon and the chosen risk model.
 pub fn load_triage(model: &ModelArgs, risk: &RiskModelArgs) -> anyhow::Result<Triage> {
-    let encoder = Arc::new(super::model::load_encoder(model)?);
-    Ok(Triage::new(encoder, CueLexicon::builtin()?, risk.load()?)?)
+    let (encoder, heads) = load_tuned(model, risk)?;
+    Ok(Triage::new(Arc::new(encoder), CueLexicon::builtin()?, heads)?)
 }
 
 /// Labelled data directory: `TRIAGE_DATA`, or ../shared/data.
@@ -59,18 +77,19 @@ pub fn progress(len: usize, what: &str) -> ProgressBar {
     b
 }
 
-/// Feature rows for all texts, 64 at a time, with a progress bar on a terminal.
-pub fn extract(encoder: &Encoder, lexicon: &CueLexicon, texts: &[&str], what: &str) -> anyhow::Result<Vec<TextFeatures>> {
+/// Judgements for all texts, 64 at a time, with a progress bar on a terminal;
+/// a bad text is named by its 1-based item number.
+pub fn judge_all(triage: &Triage, texts: &[&str], what: &str) -> anyhow::Result<Vec<Judgement>> {
     let bar = progress(texts.len(), what);
     let mut out = Vec::with_capacity(texts.len());
     for (k, chunk) in texts.chunks(64).enumerate() {
-        let f = features(encoder, lexicon, chunk).map_err(|e| match e {
+        let j = triage.judge_batch(chunk).map_err(|e| match e {
             triage_risk::TriageError::EmptyText { index } | triage_risk::TriageError::TextTooLong { index, .. } => {
                 anyhow::anyhow!("item {}: {e}", k * 64 + index + 1)
             }
             other => other.into(),
         })?;
-        out.extend(f);
+        out.extend(j);
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();

@@ -1,186 +1,84 @@
 use super::*;
 
-/// Level bars for the decision tests: a threat at 0.5 with a cue, 0.6
-/// without; red and yellow at 0.5.
-const BARS: LevelThresholds = LevelThresholds { threat: 0.5, threat_without_cue: 0.6, red: 0.5, yellow: 0.5, label_support: THREAT_LABEL_SUPPORT };
+const BARS: Thresholds = Thresholds { labels: [0.5, 0.5, 0.4, 0.5, 0.5], level: [0.5, 0.5, 0.6] };
 
-/// A threat the heads are sure of, in a text with a threat cue.
-fn sure_threat() -> Scores {
-    Scores {
-        threat_cue: true,
-        vague_warning_only: false,
-        withdrawn: false,
-        joking: false,
-        warning_with_act: false,
-        intent_with_act: false,
-        threat_with_specific: true,
-        brawl_without_grievance: false,
-        cue_labels: [false; 4],
-        labels: [0.9, 0.8, 0.1, 0.1, 0.2],
-        threat: 0.95,
-        red: 0.9,
-        yellow: 0.2,
-    }
+fn scores(labels: [f32; 5], level: [f32; 3]) -> Scores {
+    Scores { labels, level }
 }
 
 #[test]
-fn a_vague_warning_without_an_act_is_never_a_threat() {
-    let t = BARS;
-    let thresholds = [0.5f32; 5];
-    let s = Scores { threat_cue: false, labels: [0.9, 0.1, 0.1, 0.1, 0.2], red: 0.1, yellow: 0.9, ..sure_threat() };
-    let d = decide(s, thresholds, t);
+fn the_level_is_the_highest_cut_over_its_bar() {
+    let d = decide(scores([0.0; 5], [0.9, 0.9, 0.7]), &BARS);
+    assert_eq!(d.level, RiskLevel::Red);
+    assert_eq!(decide(scores([0.0; 5], [0.9, 0.9, 0.5]), &BARS).level, RiskLevel::Orange);
+    assert_eq!(decide(scores([0.0; 5], [0.9, 0.2, 0.1]), &BARS).level, RiskLevel::Yellow);
+    assert_eq!(decide(scores([0.0; 5], [0.1, 0.1, 0.1]), &BARS).level, RiskLevel::Blue);
+}
+
+#[test]
+fn threat_labels_are_named_only_on_a_threat() {
+    // Violence head over its bar, but the level head sees no threat: no label.
+    let d = decide(scores([0.9, 0.0, 0.0, 0.0, 0.8], [0.9, 0.1, 0.0]), &BARS);
+    assert_eq!(d.level, RiskLevel::Yellow);
+    assert_eq!(d.flagged, [false, false, false, false, true]);
+    assert_eq!(d.forced_label, None);
+}
+
+#[test]
+fn a_threat_with_no_label_over_its_bar_names_the_closest() {
+    // self_harm at 0.3 of a 0.4 bar (0.75) beats violence at 0.35 of 0.5 (0.7).
+    let d = decide(scores([0.35, 0.1, 0.3, 0.1, 0.0], [0.9, 0.8, 0.1]), &BARS);
     assert_eq!(d.level, RiskLevel::Orange);
-    assert!(d.flagged[Label::Violence.index()]);
-    let d = decide(Scores { vague_warning_only: true, ..s }, thresholds, t);
-    assert_eq!(d.level, RiskLevel::Yellow);
-    assert!(!d.flagged[..4].iter().any(|&f| f), "no threat label below orange: {:?}", d.flagged);
-    // Yellow even where the yellow head leans blue; blue once withdrawn.
-    let d = decide(Scores { vague_warning_only: true, yellow: 0.1, ..s }, thresholds, t);
-    assert_eq!(d.level, RiskLevel::Yellow);
-    let d = decide(Scores { vague_warning_only: true, yellow: 0.1, withdrawn: true, ..s }, thresholds, t);
-    assert_eq!(d.level, RiskLevel::Blue);
+    assert_eq!(d.forced_label, Some(Label::SelfHarm));
+    assert_eq!(d.flagged, [false, false, true, false, false]);
+}
+
+fn model_json(outputs: &[&str], dim: usize) -> String {
+    let row: Vec<f32> = (0..dim).map(|i| i as f32 / dim as f32).collect();
+    serde_json::json!({
+        "version": "test", "date": "2026-12-07", "embedding_dim": dim, "delta_sha256": sha256_hex(b"delta"),
+        "outputs": outputs, "weights": vec![row; outputs.len()], "bias": vec![0.0; outputs.len()],
+        "thresholds": {"labels": [0.5, 0.5, 0.5, 0.5, 0.5], "level": [0.5, 0.5, 0.5]},
+    })
+    .to_string()
 }
 
 #[test]
-fn a_forced_threat_label_comes_from_the_fired_cues() {
-    let t = BARS;
-    // No label over its threshold; self_harm leans highest.
-    let s = Scores { labels: [0.1, 0.2, 0.4, 0.1, 0.2], red: 0.1, ..sure_threat() };
-    assert_eq!(decide(s, [0.5; 5], t).forced_label, Some(Label::SelfHarm));
-    let d = decide(Scores { cue_labels: [false, true, false, false], ..s }, [0.5; 5], t);
-    assert_eq!(d.forced_label, Some(Label::Retaliation));
-    assert!(d.flagged[Label::Retaliation.index()] && !d.flagged[Label::SelfHarm.index()]);
+fn a_model_file_of_another_feature_contract_is_refused() {
+    assert!(RiskModel::from_json(&model_json(&OUTPUTS, 4)).is_ok());
+    let mut other = OUTPUTS.to_vec();
+    other.swap(0, 1);
+    let err = RiskModel::from_json(&model_json(&other, 4)).unwrap_err();
+    assert!(matches!(err, ModelError::Outputs { .. }), "{err}");
+    assert!(err.to_string().contains("this build reads"), "{err}");
+    let err = RiskModel::from_json(&model_json(&OUTPUTS[..7], 4)).unwrap_err();
+    assert!(matches!(err, ModelError::Outputs { .. }), "{err}");
+    let mut bad_shape: serde_json::Value = serde_json::from_str(&model_json(&OUTPUTS, 4)).unwrap();
+    bad_shape["embedding_dim"] = 5.into();
+    let err = RiskModel::from_json(&bad_shape.to_string()).unwrap_err();
+    assert!(matches!(err, ModelError::Shape(_)), "{err}");
 }
 
 #[test]
-fn harm_to_oneself_and_to_others_each_need_their_own_cue_where_the_other_fired() {
-    let t = BARS;
-    let s = Scores { labels: [0.9, 0.8, 0.7, 0.1, 0.2], ..sure_threat() };
-    // Only violence's cue fired: the self-harm score is the threat's tone.
-    let d = decide(Scores { cue_labels: [true, false, false, false], ..s }, [0.5; 5], t);
-    assert!(d.flagged[Label::Violence.index()] && !d.flagged[Label::SelfHarm.index()], "{:?}", d.flagged);
-    // With its own cue, or with no cue at all, the head decides.
-    let d = decide(Scores { cue_labels: [true, false, true, false], ..s }, [0.5; 5], t);
-    assert!(d.flagged[Label::SelfHarm.index()]);
-    assert!(decide(s, [0.5; 5], t).flagged[Label::SelfHarm.index()]);
-    // Only a self-harm cue fired: violence and retaliation need their own.
-    let d = decide(Scores { cue_labels: [false, false, true, false], ..s }, [0.5; 5], t);
-    assert_eq!(d.flagged[..3], [false, false, true], "{:?}", d.flagged);
-    // A text whose only flagged threat label was self-harm stays a threat
-    // when the threat head says so, named after the cue that fired.
-    let lone = Scores { labels: [0.1, 0.1, 0.7, 0.1, 0.2], cue_labels: [false, true, false, false], ..sure_threat() };
-    let d = decide(lone, [0.5; 5], t);
-    assert_eq!((d.level, d.forced_label), (RiskLevel::Red, Some(Label::Retaliation)));
+fn a_delta_other_than_the_trained_one_is_refused() {
+    let m = RiskModel::from_json(&model_json(&OUTPUTS, 4)).unwrap();
+    assert!(m.check_delta(b"delta").is_ok());
+    assert!(matches!(m.check_delta(b"delta2"), Err(ModelError::DeltaMismatch { .. })));
 }
 
 #[test]
-fn a_brawl_with_no_grievance_behind_it_is_violence_alone() {
-    let t = BARS;
-    let s = Scores { cue_labels: [true, false, false, false], ..sure_threat() };
-    assert!(decide(s, [0.5; 5], t).flagged[Label::Retaliation.index()]);
-    let brawl = Scores { brawl_without_grievance: true, ..s };
-    let d = decide(brawl, [0.5; 5], t);
-    assert_eq!(d.flagged[..2], [true, false], "{:?}", d.flagged);
-    // A revenge cue of its own keeps it.
-    let d = decide(Scores { cue_labels: [true, true, false, false], ..brawl }, [0.5; 5], t);
-    assert!(d.flagged[Label::Retaliation.index()]);
-    // Where the heads leaned only to retaliation, the threat stays and is
-    // named after another label.
-    let lone = Scores { labels: [0.3, 0.9, 0.1, 0.1, 0.2], cue_labels: [false; 4], ..brawl };
-    let d = decide(lone, [0.5; 5], t);
-    assert_eq!((d.level, d.forced_label), (RiskLevel::Red, Some(Label::Violence)));
+fn scores_take_each_heads_maximum_over_chunks() {
+    let mut m = RiskModel::from_json(&model_json(&OUTPUTS, 2)).unwrap();
+    m.weights = (0..8).map(|k| if k % 2 == 0 { vec![4.0, 0.0] } else { vec![0.0, 4.0] }).collect();
+    let s = m.scores([&[1.0f32, 0.0][..], &[0.0, 1.0][..]]);
+    let hi = sigmoid(4.0);
+    assert!(s.labels.iter().chain(&s.level).all(|&p| (p - hi).abs() < 1e-6), "{s:?}");
+    let one = m.scores([&[1.0f32, 0.0][..]]);
+    assert!((one.labels[1] - 0.5).abs() < 1e-6);
 }
 
 #[test]
-fn a_warning_tied_to_an_act_is_a_threat_whatever_the_heads_say() {
-    let t = BARS;
-    let s = Scores { labels: [0.3, 0.1, 0.1, 0.1, 0.2], threat: 0.1, red: 0.1, ..sure_threat() };
-    assert_eq!(decide(s, [0.5; 5], t).level, RiskLevel::Blue);
-    let d = decide(Scores { warning_with_act: true, cue_labels: [true, false, false, false], ..s }, [0.5; 5], t);
-    assert_eq!((d.level, d.forced_label), (RiskLevel::Orange, Some(Label::Violence)));
-    // A withdrawal after it still wins: judged as it stands now.
-    let d = decide(Scores { warning_with_act: true, withdrawn: true, ..s }, [0.5; 5], t);
-    assert_eq!(d.level, RiskLevel::Blue);
-}
-
-#[test]
-fn a_withdrawn_threat_is_judged_as_it_stands_now() {
-    let t = BARS;
-    let s = sure_threat();
-    assert_eq!(decide(s, [0.5; 5], t).level, RiskLevel::Red);
-    let d = decide(Scores { withdrawn: true, ..s }, [0.5; 5], t);
-    assert_eq!(d.level, RiskLevel::Blue);
-    assert!(!d.flagged[..4].iter().any(|&f| f), "{:?}", d.flagged);
-}
-
-#[test]
-fn a_threat_laughed_off_is_a_joke() {
-    let t = BARS;
-    let d = decide(Scores { joking: true, ..sure_threat() }, [0.5; 5], t);
-    assert_eq!(d.level, RiskLevel::Blue);
-    assert!(!d.flagged[..4].iter().any(|&f| f), "{:?}", d.flagged);
-    // A vague warning laughed off is not yellow by rule either.
-    let s = Scores { threat_cue: false, vague_warning_only: true, joking: true, yellow: 0.1, ..sure_threat() };
-    assert_eq!(decide(s, [0.5; 5], t).level, RiskLevel::Blue);
-}
-
-#[test]
-fn violence_needs_its_own_cue_where_only_revenge_cues_fired() {
-    let t = BARS;
-    let s = Scores { labels: [0.9, 0.8, 0.1, 0.1, 0.2], ..sure_threat() };
-    // A revenge cue alone (不让他好过): the violence score is its tone.
-    let d = decide(Scores { cue_labels: [false, true, false, false], ..s }, [0.5; 5], t);
-    assert_eq!(d.flagged[..2], [false, true], "{:?}", d.flagged);
-    // With a violence cue of its own, or no cue at all, the head decides.
-    let d = decide(Scores { cue_labels: [true, true, false, false], ..s }, [0.5; 5], t);
-    assert_eq!(d.flagged[..2], [true, true]);
-    assert_eq!(decide(s, [0.5; 5], t).flagged[..2], [true, true]);
-    // Nor is violence the label a threat is named after.
-    let lone = Scores { labels: [0.45, 0.1, 0.1, 0.1, 0.2], cue_labels: [false, true, false, false], ..sure_threat() };
-    assert_eq!(decide(lone, [0.5; 5], t).forced_label, Some(Label::Retaliation));
-}
-
-#[test]
-fn a_threat_only_the_threat_head_saw_needs_a_label_head_behind_it() {
-    let t = BARS;
-    // The threat head is sure and a mention fired (`threat_cue`), no
-    // threat cue; every threat label sits at 0.1 against a bar of 0.5 (a
-    // fifth of it): no act is named, so no threat.
-    let tone = Scores { labels: [0.1, 0.1, 0.1, 0.1, 0.2], ..sure_threat() };
-    let d = decide(tone, [0.5; 5], t);
-    assert!(d.unsupported_threat && d.level < RiskLevel::Orange && d.forced_label.is_none(), "{d:?}");
-    assert!(!d.flagged[..4].contains(&true));
-    // The same with no mention either (`threat_cue` off).
-    let d = decide(Scores { threat_cue: false, ..tone }, [0.5; 5], t);
-    assert!(d.unsupported_threat && d.level < RiskLevel::Orange);
-    // One label at 0.16 (just over 0.3 of its bar) backs it: a threat,
-    // named after that label.
-    let d = decide(Scores { labels: [0.1, 0.16, 0.1, 0.1, 0.2], ..tone }, [0.5; 5], t);
-    assert_eq!((d.level, d.forced_label, d.unsupported_threat), (RiskLevel::Red, Some(Label::Retaliation), false));
-    // Support is read against each label's own bar: 0.1 is a third of 0.3.
-    let d = decide(tone, [0.5, 0.3, 0.5, 0.5, 0.5], t);
-    assert_eq!(d.forced_label, Some(Label::Retaliation));
-    // A warning tied to an act is a threat whatever the label heads say.
-    assert_eq!(decide(Scores { warning_with_act: true, ..tone }, [0.5; 5], t).level, RiskLevel::Red);
-    // Where a threat cue fired, the lexicon has named the act: the
-    // heads' low labels do not take the threat back.
-    let d = decide(Scores { cue_labels: [false, true, false, false], ..tone }, [0.5; 5], t);
-    assert_eq!((d.level, d.forced_label, d.unsupported_threat), (RiskLevel::Red, Some(Label::Retaliation), false));
-    // A barred label does not back it: retaliation at 0.45 in a brawl
-    // with no grievance and no revenge cue, the rest at 0.1.
-    let brawl = Scores { labels: [0.1, 0.45, 0.1, 0.1, 0.2], brawl_without_grievance: true, ..tone };
-    assert!(decide(brawl, [0.5; 5], t).unsupported_threat);
-}
-
-#[test]
-fn red_needs_a_specific_where_the_lexicon_read_the_threat() {
-    let t = BARS;
-    let s = sure_threat();
-    assert_eq!(decide(s, [0.5; 5], t).level, RiskLevel::Red);
-    let d = decide(Scores { threat_with_specific: false, ..s }, [0.5; 5], t);
-    assert_eq!(d.level, RiskLevel::Orange, "a threat with no time, means, gathering, act or place");
-    // Where the lexicon read no threat, it has no say on specifics either.
-    assert_eq!(decide(Scores { threat_with_specific: false, threat_cue: false, ..s }, [0.5; 5], t).level, RiskLevel::Red);
-    // The gate only lowers: a specific does not make a low red score red.
-    assert_eq!(decide(Scores { red: 0.2, ..s }, [0.5; 5], t).level, RiskLevel::Orange);
+fn the_shipped_model_matches_its_shipped_delta() {
+    let m = RiskModel::builtin().expect("the shipped model parses");
+    m.check_delta(BUILTIN_DELTA).expect("the shipped delta is the one the heads were trained on");
 }

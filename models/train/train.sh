@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Trains the shipped risk model from the repository's data, on the CPU:
+#
+#   models/train/train.sh
+#
+# 1. a pinned Python environment in ~/.cache/triage/train-venv (requirements.txt);
+# 2. finetune.py: LoRA fine-tuning of multilingual-e5-small with the heads,
+#    writing models/delta/ (the delta and the merge fixture) and work files
+#    in target/finetune/;
+# 3. calibrate.py: thresholds on the calibration split, writing
+#    models/heads/risk.json and the delta's hash into models/manifest.toml.
+#
+# Then `cargo build --release` compiles the new model in, and
+# `eval/evaluate.sh` reports it. The encoder files come from `triage model
+# fetch` (TRIAGE_MODEL_DIR to override); the labelled sets from ../shared/data
+# (TRIAGE_DATA). Extra arguments go to finetune.py (see its --help).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+venv="${TRIAGE_TRAIN_VENV:-$HOME/.cache/triage/train-venv}"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q -r models/train/requirements.txt
+fi
+model_dir="${TRIAGE_MODEL_DIR:-$HOME/.cache/triage/models/multilingual-e5-small}"
+cargo run --release -q -- model fetch --model-dir "$model_dir" >/dev/null
+"$venv/bin/python" models/train/finetune.py --model-dir "$model_dir" "$@"
+"$venv/bin/python" models/train/calibrate.py
