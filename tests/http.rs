@@ -35,7 +35,14 @@ fn triage_escalation_and_search() {
     // Petrol taken to a government office reads as violence or self-harm alike
     // in the labelled sets; a threat label must be flagged either way.
     let threats = ["violence", "retaliation", "self_harm", "collective"];
-    assert!(v["labels"].as_array().unwrap().iter().any(|l| threats.contains(&l["label"].as_str().unwrap()) && l["flagged"] == true), "{v}");
+    assert!(
+        v["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| threats.contains(&l["label"].as_str().unwrap()) && l["flagged"] == true),
+        "{v}"
+    );
 
     // A repeat petition: the same reporter's third similar complaint within 90 days is raised.
     let noise = [
@@ -45,7 +52,11 @@ fn triage_escalation_and_search() {
     ];
     let ctx = |day: u32| json!({"reporter": "13900001111", "district": "东城区", "received_at": format!("2026-11-{day:02}T09:00:00+08:00"), "accepted_at": format!("2026-11-{day:02}T10:00:00+08:00"), "as_of": format!("2026-11-{day:02}T12:00:00+08:00")});
     for (i, t) in noise[..2].iter().enumerate() {
-        let (st, v) = s.post("/v1/triage", PLATFORM, json!({"text": t, "case_id": format!("noise-{i}"), "store": true, "context": ctx(10 + i as u32)}));
+        let (st, v) = s.post(
+            "/v1/triage",
+            PLATFORM,
+            json!({"text": t, "case_id": format!("noise-{i}"), "store": true, "context": ctx(10 + i as u32)}),
+        );
         assert_eq!(st, 200, "{v}");
         assert_eq!(v["stored"], true);
         assert!(!rules(&v).contains(&"repeat_petition".to_string()), "{v}");
@@ -80,7 +91,11 @@ fn triage_escalation_and_search() {
         ("road-1", "村口的路坑坑洼洼，下雨天全是泥，学生上学很不方便，希望修一下。", "南城区"),
     ];
     for (id, t, d) in cases {
-        let (st, v) = s.post("/v1/cases", PLATFORM, json!({"case_id": id, "text": t, "context": {"district": d, "received_at": "2026-11-15"}}));
+        let (st, v) = s.post(
+            "/v1/cases",
+            PLATFORM,
+            json!({"case_id": id, "text": t, "context": {"district": d, "received_at": "2026-11-15"}}),
+        );
         assert_eq!(st, 200, "{v}");
         assert_eq!(v["case_id"], id);
     }
@@ -92,12 +107,19 @@ fn triage_escalation_and_search() {
     let (_, v) = s.post("/v1/cases/search", ANALYST, json!({"text": q, "filters": {"district": "东城区"}}));
     let hits = v["hits"].as_array().unwrap();
     assert!(!hits.is_empty() && hits.iter().all(|h| h["case"]["district"] == "东城区"), "{v}");
-    let (_, v) = s.post("/v1/cases/search", ANALYST, json!({"text": q, "filters": {"received_from": "2026-11-14", "received_to": "2026-11-16"}}));
+    let (_, v) = s.post(
+        "/v1/cases/search",
+        ANALYST,
+        json!({"text": q, "filters": {"received_from": "2026-11-14", "received_to": "2026-11-16"}}),
+    );
     let ids: Vec<&str> = v["hits"].as_array().unwrap().iter().map(|h| h["case"]["case_id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 3, "{v}");
     assert!(ids.iter().all(|id| ["wage-1", "water-1", "road-1"].contains(id)));
     let (_, v) = s.post("/v1/cases/search", ANALYST, json!({"text": q, "filters": {"reporter": "13900001111"}}));
-    assert!(v["hits"].as_array().unwrap().iter().all(|h| h["case"]["case_id"].as_str().unwrap().starts_with("noise-")), "{v}");
+    assert!(
+        v["hits"].as_array().unwrap().iter().all(|h| h["case"]["case_id"].as_str().unwrap().starts_with("noise-")),
+        "{v}"
+    );
     // By case id: the case itself is left out, and what each hit shares is said.
     let (st, v) = s.post("/v1/cases/search", ANALYST, json!({"case_id": "noise-0", "top_k": 2}));
     assert_eq!(st, 200, "{v}");
@@ -125,13 +147,27 @@ fn triage_escalation_and_search() {
     let (st, m, _) = s.call("GET", "/metrics", Some(OPERATOR), None);
     assert_eq!(st, 200);
     let m = m.as_str().unwrap();
-    for name in ["triage_http_requests_total", "triage_http_request_duration_seconds_bucket", "triage_queue_depth", "triage_levels_total"] {
+    for name in [
+        "triage_http_requests_total",
+        "triage_http_request_duration_seconds_bucket",
+        "triage_queue_depth",
+        "triage_levels_total",
+    ] {
         assert!(m.contains(name), "{name} missing from /metrics");
     }
     assert!(m.contains("route=\"/v1/triage\""));
     let (st, doc, _) = s.call("GET", "/openapi.json", Some(ANALYST), None);
     assert_eq!(st, 200);
-    for p in ["/v1/triage", "/v1/triage/batch", "/v1/cases", "/v1/cases/{case_id}", "/v1/cases/search", "/healthz", "/readyz", "/metrics"] {
+    for p in [
+        "/v1/triage",
+        "/v1/triage/batch",
+        "/v1/cases",
+        "/v1/cases/{case_id}",
+        "/v1/cases/search",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
         assert!(doc["paths"].get(p).is_some(), "{p} missing from the OpenAPI document");
     }
     drop(s);
@@ -224,7 +260,11 @@ fn acknowledged_writes_survive_restart_and_kill_9() {
     assert_eq!(st, 200, "{v}");
     assert_eq!((v["level"].as_str(), v["labels"][0].as_str()), (Some("yellow"), Some("livelihood")));
     // kill -9 right after an acknowledged write.
-    let (st, _) = s.post("/v1/triage", PLATFORM, json!({"text": "我再去讨薪就带上刀，谁拦我我砍谁。", "case_id": "keep-2", "store": true}));
+    let (st, _) = s.post(
+        "/v1/triage",
+        PLATFORM,
+        json!({"text": "我再去讨薪就带上刀，谁拦我我砍谁。", "case_id": "keep-2", "store": true}),
+    );
     assert_eq!(st, 200);
     let data = s.kill9();
     let s = Server::spawn(data, vec![]);
@@ -233,7 +273,11 @@ fn acknowledged_writes_survive_restart_and_kill_9() {
         assert_eq!(st, 200, "{id} lost after kill -9: {v}");
     }
     // Replacing by id keeps one case.
-    let (st, _) = s.post("/v1/cases", PLATFORM, json!({"case_id": "keep-1", "text": "村里的自来水管爆了一个星期没人修。", "level": "blue", "labels": []}));
+    let (st, _) = s.post(
+        "/v1/cases",
+        PLATFORM,
+        json!({"case_id": "keep-1", "text": "村里的自来水管爆了一个星期没人修。", "level": "blue", "labels": []}),
+    );
     assert_eq!(st, 200);
     let (_, v, _) = s.call("GET", "/v1/cases/keep-1", Some(ANALYST), None);
     assert_eq!(v["level"], "blue");
@@ -247,24 +291,38 @@ fn a_full_queue_answers_503_with_retry_after() {
     let items: Vec<Value> = (0..64).map(|i| json!({"text": format!("{i}{long}")})).collect();
     let url = s.url("/v1/triage/batch");
     let first = std::thread::spawn(move || {
-        ureq::post(&url).set("Authorization", &format!("Bearer {PLATFORM}")).timeout(Duration::from_secs(600)).send_json(json!({"items": items})).map(|r| r.status()).map_err(|e| e.to_string())
+        ureq::post(&url)
+            .set("Authorization", &format!("Bearer {PLATFORM}"))
+            .timeout(Duration::from_secs(600))
+            .send_json(json!({"items": items}))
+            .map(|r| r.status())
+            .map_err(|e| e.to_string())
     });
     // Wait until the batch holds the whole queue (the depth gauge), so no probe can take a slot first.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (_, m, _) = s.call("GET", "/metrics", Some(OPERATOR), None);
-        let depth = m.as_str().unwrap().lines().find(|l| l.starts_with("triage_queue_depth")).and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok());
+        let depth = m
+            .as_str()
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("triage_queue_depth"))
+            .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok());
         if depth == Some(64.0) {
             break;
         }
-        assert!(Instant::now() < deadline && !first.is_finished(), "the batch never filled the queue (depth {depth:?})");
+        assert!(
+            Instant::now() < deadline && !first.is_finished(),
+            "the batch never filled the queue (depth {depth:?})"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // While those 64 texts fill the queue, one more text is refused at once.
     let mut refused = None;
     let deadline = Instant::now() + Duration::from_secs(60);
     while refused.is_none() && Instant::now() < deadline && !first.is_finished() {
-        let (st, v, retry) = s.call("POST", "/v1/triage", Some(PLATFORM), Some(json!({"text": "咨询一下公积金提取。"})));
+        let (st, v, retry) =
+            s.call("POST", "/v1/triage", Some(PLATFORM), Some(json!({"text": "咨询一下公积金提取。"})));
         if st == 503 {
             refused = Some((code(&v).to_string(), retry));
         } else {
@@ -284,7 +342,8 @@ fn a_full_queue_answers_503_with_retry_after() {
 fn logs_hold_no_text_or_reporter_and_sighup_reloads_the_policy() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
-    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/policy.toml")).unwrap();
+    let shipped =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/policy.toml")).unwrap();
     std::fs::write(&policy, &shipped).unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -293,7 +352,11 @@ fn logs_hold_no_text_or_reporter_and_sighup_reloads_the_policy() {
     // Personal data goes in through every route; none of it may reach the log.
     let text = "我叫张三丰，住幸福小区7栋，物业乱收费，再不退钱我就去市里上访。";
     let ctx = json!({"reporter": "13812345678", "district": "东城区"});
-    let (st, _) = s.post("/v1/triage", PLATFORM, json!({"text": text, "case_id": "privacy-case-9", "store": true, "context": ctx}));
+    let (st, _) = s.post(
+        "/v1/triage",
+        PLATFORM,
+        json!({"text": text, "case_id": "privacy-case-9", "store": true, "context": ctx}),
+    );
     assert_eq!(st, 200);
     s.post("/v1/cases/search", ANALYST, json!({"text": text, "filters": {"reporter": "13812345678"}}));
     s.post("/v1/triage", PLATFORM, json!({"text": text, "context": {"received_at": "张三丰"}}));
@@ -311,7 +374,8 @@ fn logs_hold_no_text_or_reporter_and_sighup_reloads_the_policy() {
     let (_, v) = s.post("/v1/triage", PLATFORM, overdue.clone());
     assert_eq!(rules(&v), ["time_limit_resolve"], "{v}");
     // Operators give 30 days to resolve and send SIGHUP: the same case is no longer overdue.
-    std::fs::write(&policy, shipped.replace("stage = \"resolve\"\ndays = 7", "stage = \"resolve\"\ndays = 30")).unwrap();
+    std::fs::write(&policy, shipped.replace("stage = \"resolve\"\ndays = 7", "stage = \"resolve\"\ndays = 30"))
+        .unwrap();
     kill(s.child.id(), "-HUP");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -348,7 +412,10 @@ fn shutdown_finishes_the_requests_in_flight() {
     let items: Vec<Value> = (0..16).map(|i| json!({"text": format!("{i}{text}")})).collect();
     let url = s.url("/v1/triage/batch");
     let inflight = std::thread::spawn(move || {
-        let r = ureq::post(&url).set("Authorization", &format!("Bearer {PLATFORM}")).timeout(Duration::from_secs(300)).send_json(json!({"items": items}));
+        let r = ureq::post(&url)
+            .set("Authorization", &format!("Bearer {PLATFORM}"))
+            .timeout(Duration::from_secs(300))
+            .send_json(json!({"items": items}));
         r.map(|r| (r.status(), r.into_json::<Value>().unwrap()["items"].as_array().unwrap().len())).ok()
     });
     // Once the batch is being judged, ask the server to stop.
@@ -392,16 +459,31 @@ fn import_reports_what_it_skipped_and_new_keys_work() {
     ];
     std::fs::write(&file, lines.join("\n")).unwrap();
     let data = dir.path().join("data");
-    let out = Command::new(env!("CARGO_BIN_EXE_triage")).arg("import").arg(&file).arg("--data-dir").arg(&data).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_triage"))
+        .arg("import")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((summary["read"].as_u64(), summary["imported"].as_u64(), summary["skipped"].as_u64()), (Some(8), Some(3), Some(5)), "{summary}");
-    for (reason, n) in [("invalid JSON", 1), ("empty text", 1), ("unknown label", 1), ("duplicate case_id", 1), ("invalid date", 1)] {
+    assert_eq!(
+        (summary["read"].as_u64(), summary["imported"].as_u64(), summary["skipped"].as_u64()),
+        (Some(8), Some(3), Some(5)),
+        "{summary}"
+    );
+    for (reason, n) in
+        [("invalid JSON", 1), ("empty text", 1), ("unknown label", 1), ("duplicate case_id", 1), ("invalid date", 1)]
+    {
         assert_eq!(summary["reasons"][reason].as_u64(), Some(n), "{reason}: {summary}");
     }
 
     // A key made by `triage keys new` opens the service for its role.
-    let out = Command::new(env!("CARGO_BIN_EXE_triage")).args(["keys", "new", "--name", "analyst two", "--role", "analyst"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_triage"))
+        .args(["keys", "new", "--name", "analyst two", "--role", "analyst"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let table = String::from_utf8(out.stdout).unwrap();
     let key = String::from_utf8(out.stderr).unwrap().split_whitespace().last().unwrap().to_string();
@@ -414,7 +496,11 @@ fn import_reports_what_it_skipped_and_new_keys_work() {
     assert_eq!((v["district"].as_str(), v["received_at"].as_str()), (Some("北区"), Some("2026-03-04T10:00:00+08:00")));
     assert!(v["text"].as_str().unwrap().starts_with("拖欠工资。"));
     let (_, v, _) = s.call("GET", "/v1/cases/p-2", Some(&key), None);
-    assert_eq!((v["level"].as_str(), v["model_version"].is_null()), (Some("blue"), true), "people's labels and level are kept");
+    assert_eq!(
+        (v["level"].as_str(), v["model_version"].is_null()),
+        (Some("blue"), true),
+        "people's labels and level are kept"
+    );
     let (st, v) = s.post("/v1/triage", &key, json!({"text": "好"}));
     assert_eq!((st, code(&v)), (403, "forbidden"));
     let (st, v) = s.post("/v1/triage", PLATFORM, json!({"text": "好"}));

@@ -59,8 +59,18 @@ th{{background:#f4f4f4}} td.l,th.l{{text-align:left}} .k{{display:inline-block;m
     let cell = 70;
     let _ = write!(h, r#"<svg width="{}" height="{}" role="img" font-size="13">"#, cell * 5 + 10, cell * 5 + 10);
     for (i, name) in LEVELS.iter().enumerate() {
-        let _ = write!(h, r#"<text x="{}" y="{}" text-anchor="middle">{name}</text>"#, cell * (i + 1) + cell / 2, cell / 2 + 5);
-        let _ = write!(h, r#"<text x="{}" y="{}" text-anchor="end">{name}</text>"#, cell - 8, cell * (i + 1) + cell / 2 + 5);
+        let _ = write!(
+            h,
+            r#"<text x="{}" y="{}" text-anchor="middle">{name}</text>"#,
+            cell * (i + 1) + cell / 2,
+            cell / 2 + 5
+        );
+        let _ = write!(
+            h,
+            r#"<text x="{}" y="{}" text-anchor="end">{name}</text>"#,
+            cell - 8,
+            cell * (i + 1) + cell / 2 + 5
+        );
     }
     for (i, row) in m.level_confusion.iter().enumerate() {
         for (j, &v) in row.iter().enumerate() {

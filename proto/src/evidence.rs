@@ -50,4 +50,3 @@ pub struct Evidence {
     pub start: usize,
     pub end: usize,
 }
-

@@ -23,7 +23,8 @@ pub enum Label {
 }
 
 impl Label {
-    pub const ALL: [Label; 5] = [Label::Violence, Label::Retaliation, Label::SelfHarm, Label::Collective, Label::Livelihood];
+    pub const ALL: [Label; 5] =
+        [Label::Violence, Label::Retaliation, Label::SelfHarm, Label::Collective, Label::Livelihood];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -26,7 +26,9 @@ pub struct Server {
 
 fn keys_file(dir: &Path) -> PathBuf {
     let mut s = String::new();
-    for (name, role, key) in [("platform", "platform", PLATFORM), ("analyst", "analyst", ANALYST), ("operator", "operator", OPERATOR)] {
+    for (name, role, key) in
+        [("platform", "platform", PLATFORM), ("analyst", "analyst", ANALYST), ("operator", "operator", OPERATOR)]
+    {
         let h = hex::encode(Sha256::digest(key.as_bytes()));
         s.push_str(&format!("[[key]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{h}\"\n\n"));
     }
@@ -99,7 +101,13 @@ impl Server {
     }
 
     /// Status and JSON body of a request; `key` None sends no Authorization.
-    pub fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value, Option<String>) {
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value, Option<String>) {
         let mut req = ureq::request(method, &self.url(path)).timeout(Duration::from_secs(300));
         if let Some(k) = key {
             req = req.set("Authorization", &format!("Bearer {k}"));

@@ -73,7 +73,8 @@ impl EdgeStore {
                 };
                 shard
                     .update(UpdateOperation::FieldIndexOperation(FieldIndexOperations::CreateIndex(CreateIndex {
-                        field_name: JsonPath::try_from(field).map_err(|_| backend(format!("bad field name {field}")))?,
+                        field_name: JsonPath::try_from(field)
+                            .map_err(|_| backend(format!("bad field name {field}")))?,
                         field_schema: Some(PayloadFieldSchema::FieldType(schema)),
                     })))
                     .map_err(backend)?;
@@ -168,9 +169,9 @@ impl CaseStore for EdgeStore {
                 let payload = serde_json::Value::Object(CasePayload::of(c).to_json());
                 points.push(PointStruct::new(point_id(&c.case_id)?, c.vector.clone(), payload).into());
             }
-            inner.write(UpdateOperation::PointOperation(PointOperations::UpsertPoints(PointInsertOperations::PointsList(
-                points,
-            ))))
+            inner.write(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
+                PointInsertOperations::PointsList(points),
+            )))
         })
         .await
     }
@@ -186,13 +187,21 @@ impl CaseStore for EdgeStore {
             if inner.get(&case_id, false)?.is_none() {
                 return Ok(false);
             }
-            inner.write(UpdateOperation::PointOperation(PointOperations::DeletePoints { ids: vec![point_id(&case_id)?] }))?;
+            inner.write(UpdateOperation::PointOperation(PointOperations::DeletePoints {
+                ids: vec![point_id(&case_id)?],
+            }))?;
             Ok(true)
         })
         .await
     }
 
-    async fn search(&self, vector: &[f32], filter: &CaseFilter, top_k: usize, min_score: Option<f32>) -> Result<Vec<Hit>, StoreError> {
+    async fn search(
+        &self,
+        vector: &[f32],
+        filter: &CaseFilter,
+        top_k: usize,
+        min_score: Option<f32>,
+    ) -> Result<Vec<Hit>, StoreError> {
         self.inner.check_dim(vector)?;
         let filter: Filter = serde_json::from_value(filter_json(filter)).map_err(backend)?;
         let vector = vector.to_vec();
@@ -214,7 +223,12 @@ impl CaseStore for EdgeStore {
             let points = inner.shard.query(request).map_err(backend)?;
             points
                 .into_iter()
-                .map(|p| Ok(Hit { case: CasePayload::from_json(payload_value(p.payload))?.into_record(Vec::new()), score: p.score }))
+                .map(|p| {
+                    Ok(Hit {
+                        case: CasePayload::from_json(payload_value(p.payload))?.into_record(Vec::new()),
+                        score: p.score,
+                    })
+                })
                 .collect()
         })
         .await

@@ -80,7 +80,13 @@ pub trait CaseStore: Send + Sync {
     /// Whether the case existed.
     async fn delete(&self, case_id: &str) -> Result<bool, StoreError>;
     /// Most similar first; only hits with `score >= min_score` when given.
-    async fn search(&self, vector: &[f32], filter: &CaseFilter, top_k: usize, min_score: Option<f32>) -> Result<Vec<Hit>, StoreError>;
+    async fn search(
+        &self,
+        vector: &[f32],
+        filter: &CaseFilter,
+        top_k: usize,
+        min_score: Option<f32>,
+    ) -> Result<Vec<Hit>, StoreError>;
     async fn count(&self) -> Result<u64, StoreError>;
 }
 

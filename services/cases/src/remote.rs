@@ -35,7 +35,8 @@ impl QdrantStore {
         if !client.collection_exists(collection).await.map_err(backend)? {
             client
                 .create_collection(
-                    CreateCollectionBuilder::new(collection).vectors_config(VectorParamsBuilder::new(dim as u64, Distance::Cosine)),
+                    CreateCollectionBuilder::new(collection)
+                        .vectors_config(VectorParamsBuilder::new(dim as u64, Distance::Cosine)),
                 )
                 .await
                 .map_err(backend)?;
@@ -79,7 +80,11 @@ fn filter_of(f: &CaseFilter) -> Filter {
     if f.received_from.is_some() || f.received_to.is_some() {
         must.push(Condition::range(
             "received_at",
-            Range { gte: f.received_from.map(|x| x as f64), lte: f.received_to.map(|x| x as f64), ..Default::default() },
+            Range {
+                gte: f.received_from.map(|x| x as f64),
+                lte: f.received_to.map(|x| x as f64),
+                ..Default::default()
+            },
         ));
     }
     if let Some(h) = &f.reporter_hash {
@@ -105,10 +110,14 @@ impl CaseStore for QdrantStore {
         let mut points = Vec::with_capacity(cases.len());
         for c in &cases {
             self.check_dim(&c.vector)?;
-            let payload = Payload::try_from(serde_json::Value::Object(CasePayload::of(c).to_json())).map_err(backend)?;
+            let payload =
+                Payload::try_from(serde_json::Value::Object(CasePayload::of(c).to_json())).map_err(backend)?;
             points.push(PointStruct::new(point_uuid(&c.case_id), c.vector.clone(), payload));
         }
-        self.client.upsert_points(UpsertPointsBuilder::new(&self.collection, points).wait(true)).await.map_err(backend)?;
+        self.client
+            .upsert_points(UpsertPointsBuilder::new(&self.collection, points).wait(true))
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 
@@ -142,7 +151,13 @@ impl CaseStore for QdrantStore {
         Ok(true)
     }
 
-    async fn search(&self, vector: &[f32], filter: &CaseFilter, top_k: usize, min_score: Option<f32>) -> Result<Vec<Hit>, StoreError> {
+    async fn search(
+        &self,
+        vector: &[f32],
+        filter: &CaseFilter,
+        top_k: usize,
+        min_score: Option<f32>,
+    ) -> Result<Vec<Hit>, StoreError> {
         self.check_dim(vector)?;
         let mut q = QueryPointsBuilder::new(&self.collection)
             .query(vector.to_vec())

@@ -13,7 +13,15 @@ fn unit(i: usize, tilt: f32) -> Vec<f32> {
     v
 }
 
-fn case(id: &str, v: Vec<f32>, labels: &[Label], level: RiskLevel, district: &str, reporter: &str, received: i64) -> CaseRecord {
+fn case(
+    id: &str,
+    v: Vec<f32>,
+    labels: &[Label],
+    level: RiskLevel,
+    district: &str,
+    reporter: &str,
+    received: i64,
+) -> CaseRecord {
     CaseRecord {
         case_id: id.into(),
         text: Some(format!("text of {id}")),
@@ -53,7 +61,11 @@ async fn contract(store: &dyn CaseStore) {
     let all = CaseFilter::default();
     let hits = store.search(&unit(0, 0.1), &all, 3, None).await.unwrap();
     assert_eq!(ids(&hits), ["a", "b", "c"]);
-    assert!(hits[0].score > 0.99 && hits[2].score.abs() < 0.01, "{:?}", hits.iter().map(|h| h.score).collect::<Vec<_>>());
+    assert!(
+        hits[0].score > 0.99 && hits[2].score.abs() < 0.01,
+        "{:?}",
+        hits.iter().map(|h| h.score).collect::<Vec<_>>()
+    );
     let hits = store.search(&unit(0, 0.1), &all, 3, Some(0.5)).await.unwrap();
     assert_eq!(ids(&hits), ["a", "b"]);
 
@@ -114,7 +126,10 @@ async fn embedded_store_survives_reopening_and_locks_its_directory() {
     assert_eq!(store.count().await.unwrap(), 1);
     let x = store.get("x", false).await.unwrap().unwrap();
     assert_eq!((x.level, x.labels.clone()), (RiskLevel::Red, vec![Label::SelfHarm]));
-    let hits = store.search(&unit(2, 0.0), &CaseFilter { reporter_hash: Some("r9".into()), ..Default::default() }, 5, None).await.unwrap();
+    let hits = store
+        .search(&unit(2, 0.0), &CaseFilter { reporter_hash: Some("r9".into()), ..Default::default() }, 5, None)
+        .await
+        .unwrap();
     assert_eq!(ids(&hits), ["x"]);
     // Another dimension than the one the store was made with is refused.
     drop(store);

@@ -72,9 +72,7 @@ impl Linear {
                 let merged = (q.dequantize(&Device::Cpu)? + ba)?;
                 match mode {
                     MatmulMode::F32 => QMatMul::Tensor(merged),
-                    MatmulMode::Quantized => {
-                        QMatMul::QTensor(Arc::new(QTensor::quantize(&merged, GgmlDType::Q8_0)?))
-                    }
+                    MatmulMode::Quantized => QMatMul::QTensor(Arc::new(QTensor::quantize(&merged, GgmlDType::Q8_0)?)),
                 }
             }
         };
@@ -213,10 +211,8 @@ impl Bert {
         let padded = lens.iter().any(|&l| l != seq);
         // Additive attention bias [b, 1, 1, seq]: 0 for tokens, -inf-ish for padding.
         let mask = if padded {
-            let m: Vec<f32> = lens
-                .iter()
-                .flat_map(|&l| (0..seq).map(move |j| if j < l { 0.0 } else { -1e9 }))
-                .collect();
+            let m: Vec<f32> =
+                lens.iter().flat_map(|&l| (0..seq).map(move |j| if j < l { 0.0 } else { -1e9 })).collect();
             Some(Tensor::from_vec(m, (b, 1, 1, seq), &Device::Cpu)?)
         } else {
             None

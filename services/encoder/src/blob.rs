@@ -151,9 +151,8 @@ impl Blob {
         let mut tensors = Vec::with_capacity(n);
         for _ in 0..n {
             let name_len = c.u16()? as usize;
-            let name = std::str::from_utf8(c.take(name_len)?)
-                .map_err(|_| bad("tensor name is not UTF-8".into()))?
-                .to_string();
+            let name =
+                std::str::from_utf8(c.take(name_len)?).map_err(|_| bad("tensor name is not UTF-8".into()))?.to_string();
             let dtype = match c.take(1)?[0] {
                 0 => BlobDType::F32,
                 1 => BlobDType::Q4_0,
@@ -192,10 +191,7 @@ impl Blob {
     }
 
     pub fn entry(&self, name: &str) -> Result<&TensorEntry, EncoderError> {
-        self.tensors
-            .iter()
-            .find(|t| t.name == name)
-            .ok_or_else(|| bad(format!("missing tensor {name}")))
+        self.tensors.iter().find(|t| t.name == name).ok_or_else(|| bad(format!("missing tensor {name}")))
     }
 
     /// Raw bytes of a tensor, checked against the expected dtype and element count.

@@ -56,17 +56,18 @@ impl Delta {
     /// `B·A` for the linear layer `prefix` (`l3.fi`), shaped `[out, inp]`; `None`
     /// when the delta leaves that layer alone.
     pub(crate) fn low_rank(&self, prefix: &str, out: usize, inp: usize) -> Result<Option<Tensor>, EncoderError> {
-        let (Some(a), Some(b)) = (
-            self.tensors.get(&format!("{prefix}.lora_a")),
-            self.tensors.get(&format!("{prefix}.lora_b")),
-        ) else {
+        let (Some(a), Some(b)) =
+            (self.tensors.get(&format!("{prefix}.lora_a")), self.tensors.get(&format!("{prefix}.lora_b")))
+        else {
             return Ok(None);
         };
         let (a, b) = (a.to_dtype(DType::F32)?, b.to_dtype(DType::F32)?);
         let (ra, ia) = a.dims2()?;
         let (ob, rb) = b.dims2()?;
         if ia != inp || ob != out || ra != rb {
-            return Err(bad(format!("{prefix}: adapter shapes [{ra}, {ia}] and [{ob}, {rb}] do not fit [{out}, {inp}]")));
+            return Err(bad(format!(
+                "{prefix}: adapter shapes [{ra}, {ia}] and [{ob}, {rb}] do not fit [{out}, {inp}]"
+            )));
         }
         let ba = b.matmul(&a)?;
         finite(prefix, &ba)?;

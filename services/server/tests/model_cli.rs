@@ -32,7 +32,11 @@ fn model_verify_fails_on_a_tampered_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("e5-small-q4.bin"), b"E5S1 not really").unwrap();
     std::fs::write(dir.path().join("tokenizer.json"), b"{}").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_triage")).args(["model", "verify", "--model-dir"]).arg(dir.path()).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_triage"))
+        .args(["model", "verify", "--model-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("do not match"));
 }

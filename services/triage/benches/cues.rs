@@ -36,7 +36,9 @@ fn main() {
     let t0 = Instant::now();
     // TRIAGE_LEXICON=FILE times another lexicon (an older one, to compare).
     let lex = match std::env::var("TRIAGE_LEXICON") {
-        Ok(file) => CueLexicon::from_toml(&std::fs::read_to_string(root.join(file)).expect("lexicon file")).expect("lexicon"),
+        Ok(file) => {
+            CueLexicon::from_toml(&std::fs::read_to_string(root.join(file)).expect("lexicon file")).expect("lexicon")
+        }
         Err(_) => CueLexicon::builtin().expect("built-in lexicon"),
     };
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;

@@ -232,7 +232,12 @@ impl CueLexicon {
             .map(|m| Hit { start: m.start(), end: m.end(), pattern: m.pattern().as_usize(), regex: false })
             .collect();
         for (re, pattern) in &self.regexes {
-            hits.extend(re.find_iter(text).map(|m| Hit { start: m.start(), end: m.end(), pattern: *pattern, regex: true }));
+            hits.extend(re.find_iter(text).map(|m| Hit {
+                start: m.start(),
+                end: m.end(),
+                pattern: *pattern,
+                regex: true,
+            }));
         }
         // Whether a hit starts and ends on jieba word boundaries.
         let aligned = |h: &Hit| boundaries.binary_search(&h.start).is_ok() && boundaries.binary_search(&h.end).is_ok();
@@ -275,7 +280,15 @@ impl CueLexicon {
         report
     }
 
-    fn suppression(&self, text: &str, h: &Hit, label: Option<Label>, kind: CueKind, figurative: &[&Hit], hits: &[Hit]) -> Option<Suppression> {
+    fn suppression(
+        &self,
+        text: &str,
+        h: &Hit,
+        label: Option<Label>,
+        kind: CueKind,
+        figurative: &[&Hit],
+        hits: &[Hit],
+    ) -> Option<Suppression> {
         if kind == CueKind::Topic {
             return None;
         }
@@ -298,7 +311,9 @@ impl CueLexicon {
             // 别 in 别怪我 / 别逼我 warns; it does not negate the act that follows
             // ("到时候别怪我把机器拆了" is a threat, labels.md).
             let in_warning = hits.iter().any(|v| {
-                matches!(self.patterns[v.pattern].1, Pattern::Cue(_, CueKind::VagueWarning)) && v.start <= n.start && n.end <= v.end
+                matches!(self.patterns[v.pattern].1, Pattern::Cue(_, CueKind::VagueWarning))
+                    && v.start <= n.start
+                    && n.end <= v.end
             });
             if in_warning {
                 continue;
@@ -313,7 +328,8 @@ impl CueLexicon {
         // A finished past event: past time in the sentence, the cue completed
         // (了/过 right after), and nothing habitual or forward-looking in its clause.
         let completed = text[h.end..c1].chars().take(3).any(|c| c == '了' || c == '过');
-        let settled = in_range(Pattern::Habitual, c0, c1).next().is_none() && in_range(Pattern::Future, c0, c1).next().is_none();
+        let settled =
+            in_range(Pattern::Habitual, c0, c1).next().is_none() && in_range(Pattern::Future, c0, c1).next().is_none();
         // The victim's side (labels.md: a past, finished assault reported only to
         // ask for compensation is not violence): 被, 遭到 or 把我 shortly before
         // a completed act of violence (被人打伤了, 订单被砍了一半, 把我家玻璃砸了),
@@ -328,9 +344,13 @@ impl CueLexicon {
         };
         let finished = completed || ["了", "伤", "死", "残", "断"].iter().any(|e| text[h.start..h.end].ends_with(e));
         match label {
-            Some(Label::Retaliation) if near(Pattern::Passive) || near(Pattern::Fear) => return Some(Suppression::Victim),
+            Some(Label::Retaliation) if near(Pattern::Passive) || near(Pattern::Fear) => {
+                return Some(Suppression::Victim)
+            }
             // 把我家窗户玻璃砸了: the writer's own side took the blow.
-            Some(Label::Violence) if (near(Pattern::Passive) || text[h.start..].starts_with("把我")) && finished && settled => {
+            Some(Label::Violence)
+                if (near(Pattern::Passive) || text[h.start..].starts_with("把我")) && finished && settled =>
+            {
                 return Some(Suppression::Victim)
             }
             _ => {}
@@ -342,7 +362,8 @@ impl CueLexicon {
         // 曾 right before the cue says both, past and done ("发病时曾持刀砍伤其父");
         // only right before, and not as a surname (曾某扬言…, 老曾持刀…).
         let before = &text[c0..h.start];
-        let once = before.ends_with("曾经") || (before.ends_with('曾') && !CENG_AS_NAME.iter().any(|n| before.ends_with(n)));
+        let once =
+            before.ends_with("曾经") || (before.ends_with('曾') && !CENG_AS_NAME.iter().any(|n| before.ends_with(n)));
         if (once || (done && in_range(Pattern::Past, s0, s1).next().is_some())) && settled {
             return Some(Suppression::PastEvent);
         }
@@ -368,7 +389,8 @@ impl CueLexicon {
 
 const CLAUSE_END: &[char] = &['，', ',', '。', '！', '!', '？', '?', '；', ';', '\n', '…', '：', ':', ' ', '\u{3000}'];
 const SENTENCE_END: &[char] = &['。', '！', '!', '？', '?', '\n'];
-const NOT_PASSIVE: &[&str] = &["申请人", "告", "执行人", "子", "褥", "保险人", "监护人", "继承人", "扶养人", "赡养人", "征收人", "害人"];
+const NOT_PASSIVE: &[&str] =
+    &["申请人", "告", "执行人", "子", "褥", "保险人", "监护人", "继承人", "扶养人", "赡养人", "征收人", "害人"];
 /// 曾 as a surname right before a cue (老曾持刀…), not "once".
 const CENG_AS_NAME: &[&str] = &["老曾", "小曾", "姓曾", "阿曾", "叫曾"];
 const CONSEQUENCE: &[&str] = &["就", "便", "才", "的话", "我要", "我会"];
@@ -407,4 +429,3 @@ fn dedupe(mut ev: Vec<Evidence>) -> Vec<Evidence> {
     out.sort_by_key(|e| (e.start, e.end));
     out
 }
-

@@ -55,7 +55,12 @@ pub fn read_labelled(path: &Path) -> Result<Vec<Example>, DataError> {
             continue;
         }
         let r: RawExample = serde_json::from_str(line).map_err(|e| err(format!("invalid JSON: {e}")))?;
-        let labels = r.labels.iter().map(|l| l.parse::<Label>()).collect::<Result<Vec<_>, _>>().map_err(|e| err(e.to_string()))?;
+        let labels = r
+            .labels
+            .iter()
+            .map(|l| l.parse::<Label>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| err(e.to_string()))?;
         let level = r.level.parse::<RiskLevel>().map_err(|e| err(e.to_string()))?;
         if r.text.trim().is_empty() {
             return Err(err("empty text".into()));
@@ -65,7 +70,12 @@ pub fn read_labelled(path: &Path) -> Result<Vec<Example>, DataError> {
             Some(v) => v.to_string(),
             None => format!("line-{}", i + 1),
         };
-        out.push(Example { id, text: r.text, labels, level, source: r.source.unwrap_or_else(|| "unknown".into()),
+        out.push(Example {
+            id,
+            text: r.text,
+            labels,
+            level,
+            source: r.source.unwrap_or_else(|| "unknown".into()),
             persona: r.persona,
             form: r.form,
         });

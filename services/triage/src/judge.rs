@@ -106,7 +106,12 @@ impl Triage {
             .iter()
             .map(|&l| {
                 let i = l.index();
-                LabelScore { label: l, score: decision.scores.labels[i], threshold: decision.thresholds[i], flagged: decision.flagged[i] }
+                LabelScore {
+                    label: l,
+                    score: decision.scores.labels[i],
+                    threshold: decision.thresholds[i],
+                    flagged: decision.flagged[i],
+                }
             })
             .collect();
         Judgement {
@@ -145,7 +150,11 @@ pub fn validate(index: usize, text: &str) -> Result<(), TriageError> {
 /// Chunk vectors, search vector and cue evidence for each text. A text is cut
 /// into chunks of at most `CHUNK_CHARS` at sentence ends and each chunk is
 /// encoded once; training reads texts the same way (`models/train/finetune.py`).
-pub fn features<S: AsRef<str>>(encoder: &Encoder, lexicon: &CueLexicon, texts: &[S]) -> Result<Vec<TextFeatures>, TriageError> {
+pub fn features<S: AsRef<str>>(
+    encoder: &Encoder,
+    lexicon: &CueLexicon,
+    texts: &[S],
+) -> Result<Vec<TextFeatures>, TriageError> {
     for (i, t) in texts.iter().enumerate() {
         validate(i, t.as_ref())?;
     }
@@ -236,7 +245,10 @@ fn reasons(d: &Decision, t: &Thresholds, evidence: &[Evidence]) -> Vec<String> {
         let cues = cue_list(evidence, |e| e.label == Some(l));
         let cues = if cues.is_empty() { cues } else { format!("（线索：{cues}）") };
         let basis = if d.forced_label == Some(l) {
-            format!("研判为威胁，各威胁标签得分均未达阈值，取相对最接近者（{:.2} / {:.2}）", d.scores.labels[i], d.thresholds[i])
+            format!(
+                "研判为威胁，各威胁标签得分均未达阈值，取相对最接近者（{:.2} / {:.2}）",
+                d.scores.labels[i], d.thresholds[i]
+            )
         } else {
             format!("得分 {:.2} ≥ 阈值 {:.2}", d.scores.labels[i], d.thresholds[i])
         };

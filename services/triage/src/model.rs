@@ -116,7 +116,11 @@ impl RiskModel {
             return Err(ModelError::Outputs { found: m.outputs, expected: OUTPUTS.to_vec() });
         }
         if m.weights.len() != OUTPUTS.len() || m.bias.len() != OUTPUTS.len() {
-            return Err(ModelError::Shape(format!("{} weight rows and {} biases for 8 outputs", m.weights.len(), m.bias.len())));
+            return Err(ModelError::Shape(format!(
+                "{} weight rows and {} biases for 8 outputs",
+                m.weights.len(),
+                m.bias.len()
+            )));
         }
         if let Some(row) = m.weights.iter().find(|r| r.len() != m.embedding_dim) {
             return Err(ModelError::Shape(format!("a weight row of {} for a {}-d vector", row.len(), m.embedding_dim)));

@@ -248,7 +248,9 @@ impl Policy {
                     .iter()
                     .filter(|c| c.score >= *min_similarity && c.received_at.is_none_or(|t| t >= since))
                     .count();
-                (n >= *min_cases).then(|| format!("同一信访人{within_days}天内已有{n}件相似诉求（相似度≥{min_similarity:.2}），属重复信访"))
+                (n >= *min_cases).then(|| {
+                    format!("同一信访人{within_days}天内已有{n}件相似诉求（相似度≥{min_similarity:.2}），属重复信访")
+                })
             }
             RuleKind::SimilarEscalated { min_similarity, min_level } => {
                 let best = f
@@ -256,30 +258,25 @@ impl Policy {
                     .iter()
                     .filter(|c| c.score >= *min_similarity && c.level >= *min_level)
                     .max_by(|a, b| a.score.total_cmp(&b.score))?;
-                Some(format!(
-                    "相似历史案件{}（相似度{:.2}）曾定为{}色预警",
-                    best.case_id,
-                    best.score,
-                    best.level.zh()
-                ))
+                Some(format!("相似历史案件{}（相似度{:.2}）曾定为{}色预警", best.case_id, best.score, best.level.zh()))
             }
-            RuleKind::TimeLimit { stage, days } => {
-                (overdue == Some(*stage)).then(|| {
-                    let state = match f.workflow.done_at(*stage) {
-                        Some(_) => "逾期完成",
-                        None => "至今未完成",
-                    };
-                    format!("超过13715时限：应在收件后{days}日内{}，{state}", stage.zh())
-                })
-            }
-            RuleKind::CollectiveLivelihood => (f.flagged.contains(&Label::Collective) && f.flagged.contains(&Label::Livelihood))
-                .then(|| "涉及民生诉求的群体性行为或越级上访倾向".to_string()),
+            RuleKind::TimeLimit { stage, days } => (overdue == Some(*stage)).then(|| {
+                let state = match f.workflow.done_at(*stage) {
+                    Some(_) => "逾期完成",
+                    None => "至今未完成",
+                };
+                format!("超过13715时限：应在收件后{days}日内{}，{state}", stage.zh())
+            }),
+            RuleKind::CollectiveLivelihood => (f.flagged.contains(&Label::Collective)
+                && f.flagged.contains(&Label::Livelihood))
+            .then(|| "涉及民生诉求的群体性行为或越级上访倾向".to_string()),
         }
     }
 }
 
 fn raise(level: RiskLevel, rule: &Rule) -> RiskLevel {
-    let by = RiskLevel::from_index((level.index() + rule.raise_by).min(RiskLevel::Red.index())).unwrap_or(RiskLevel::Red);
+    let by =
+        RiskLevel::from_index((level.index() + rule.raise_by).min(RiskLevel::Red.index())).unwrap_or(RiskLevel::Red);
     let target = rule.at_least.map_or(by, |l| l.max(by));
     // Never above the cap, never below where the case already is.
     target.min(rule.at_most).max(level)

@@ -35,7 +35,9 @@ fn a_threat_fires_with_char_offsets() {
     let text = "老板拖欠工资三个月，明天上午我就带汽油去镇政府，跟他们同归于尽！";
     let r = lexicon().analyse(text);
     let chars: Vec<char> = text.chars().collect();
-    let find = |cue: &str| r.evidence.iter().find(|e| e.cue == cue).unwrap_or_else(|| panic!("{cue} missing: {:?}", r.evidence));
+    let find = |cue: &str| {
+        r.evidence.iter().find(|e| e.cue == cue).unwrap_or_else(|| panic!("{cue} missing: {:?}", r.evidence))
+    };
     for e in &r.evidence {
         // Offsets are Unicode chars, end exclusive.
         assert_eq!(chars[e.start..e.end].iter().collect::<String>(), e.cue);
@@ -84,12 +86,23 @@ fn figurative_and_everyday_usage_does_not_fire() {
     // A simile before the act leaves the act a threat.
     assert_fires("他拿着菜刀像疯了一样要砍人", Label::Violence);
     let r = lexicon().analyse("报复性消费");
-    assert!(r.suppressed.iter().any(|(e, why)| e.cue == "报复" && matches!(why, Suppression::Figurative | Suppression::InsideWord)), "{:?}", r.suppressed);
+    assert!(
+        r.suppressed
+            .iter()
+            .any(|(e, why)| e.cue == "报复" && matches!(why, Suppression::Figurative | Suppression::InsideWord)),
+        "{:?}",
+        r.suppressed
+    );
 }
 
 #[test]
 fn negated_threats_do_not_fire_but_conditional_ones_do() {
-    for text in ["我绝不会做傻事，请你们放心", "我不会跳楼的，就是想要个说法", "我从没想过报复谁", "我不是那种会报复人的人，就想要个公道"] {
+    for text in [
+        "我绝不会做傻事，请你们放心",
+        "我不会跳楼的，就是想要个说法",
+        "我从没想过报复谁",
+        "我不是那种会报复人的人，就想要个公道",
+    ] {
         assert_silent(text);
         assert!(lexicon().analyse(text).suppressed.iter().any(|(_, w)| *w == Suppression::Negated), "{text}");
     }
@@ -128,7 +141,10 @@ fn finished_past_events_and_fiction_do_not_fire() {
     let fiction = "昨晚看的电视剧里，男主角说要报复社会，太吓人了";
     assert_silent(fiction);
     // Forwarded news and things seen on TV are about others.
-    for news in ["转发：【某县男子持刀砍伤前妻被刑拘】来源：某某日报 —— 太吓人了 以后晚上都早点回家", "电视上看到有地方因为拆迁闹到有人自焚，想问问我们这边的补偿标准"] {
+    for news in [
+        "转发：【某县男子持刀砍伤前妻被刑拘】来源：某某日报 —— 太吓人了 以后晚上都早点回家",
+        "电视上看到有地方因为拆迁闹到有人自焚，想问问我们这边的补偿标准",
+    ] {
         assert_silent(news);
     }
     // Forwarding a call to gather is mobilising, not news.
@@ -145,9 +161,13 @@ fn the_victims_side_does_not_fire() {
     // A whistle-blower's fear of reprisal and a finished act done to someone
     // threaten nothing (labels.md: a past, finished assault reported only to
     // ask for compensation is not violence).
-    for text in ["我想实名举报化工厂偷排废水，但我就住在厂子旁边，怕被他们报复", "我有点怕以后被报复，能不能匿名", "厂里的订单被砍了一半，下个月可能要放假",
+    for text in [
+        "我想实名举报化工厂偷排废水，但我就住在厂子旁边，怕被他们报复",
+        "我有点怕以后被报复，能不能匿名",
+        "厂里的订单被砍了一半，下个月可能要放假",
         // A space ends a chat clause, so 要 in the next one is not this act's future.
-        "厂里的订单被砍了一半 听说下个月要放假"] {
+        "厂里的订单被砍了一半 听说下个月要放假",
+    ] {
         assert_silent(text);
         assert!(lexicon().analyse(text).suppressed.iter().any(|(_, w)| *w == Suppression::Victim), "{text}");
     }
@@ -261,10 +281,14 @@ fn context_lists_load_from_either_table() {
     let text = "我从没想把他家砸了";
     let taken = |tables: &str| CueLexicon::from_toml(&format!("{base}{tables}")).unwrap().analyse(text).evidence.len();
     assert_eq!(taken("[context]\n"), 1);
-    for tables in ["[context]\nnegator = [\"从没\"]\n", "[pattern]\n\"context.negator\" = [\"从没\"]\n[context]\n"] {
+    for tables in ["[context]\nnegator = [\"从没\"]\n", "[pattern]\n\"context.negator\" = [\"从没\"]\n[context]\n"]
+    {
         assert_eq!(taken(tables), 0, "{tables}");
     }
-    for tables in ["[context]\nintent_pattern = [\"我从\"]\nwithdrawn = [\"和解\"]\n", "[pattern]\n\"context.intent\" = [\"我从\"]\n[context]\n"] {
+    for tables in [
+        "[context]\nintent_pattern = [\"我从\"]\nwithdrawn = [\"和解\"]\n",
+        "[pattern]\n\"context.intent\" = [\"我从\"]\n[context]\n",
+    ] {
         assert_eq!(taken(tables), 1, "{tables}");
     }
     assert!(CueLexicon::from_toml(&format!("{base}[pattern]\n\"context.nope\" = [\"x\"]\n[context]\n")).is_err());
@@ -290,7 +314,8 @@ fn regex_sources_do_not_join_the_word_dictionary() {
 #[test]
 fn never_panics_on_awkward_text() {
     let lex = lexicon();
-    for text in ["", " ", "。。。", "“”", "把", "跟他", "a\u{0}b", "😡😡😡拼了", "把他砸了，。", "\n\n跳楼\n"] {
+    for text in ["", " ", "。。。", "“”", "把", "跟他", "a\u{0}b", "😡😡😡拼了", "把他砸了，。", "\n\n跳楼\n"]
+    {
         let r = lex.analyse(text);
         for e in &r.evidence {
             assert!(e.start < e.end && e.end <= text.chars().count());

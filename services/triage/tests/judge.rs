@@ -110,7 +110,12 @@ fn vague_warnings_are_yellow_unless_an_act_is_named() {
     }
     // Despair names no act either; with one named it is a threat.
     let jump = triage().judge("我真的崩溃了，再不给钱我就从厂房顶上跳下去。").unwrap();
-    assert!(jump.level >= RiskLevel::Orange && flagged(&jump).contains(&Label::SelfHarm), "{:?} {:?}", jump.level, flagged(&jump));
+    assert!(
+        jump.level >= RiskLevel::Orange && flagged(&jump).contains(&Label::SelfHarm),
+        "{:?} {:?}",
+        jump.level,
+        flagged(&jump)
+    );
     let act = triage().judge("物业把我的车位租给别人，协商五次都没用，别逼我，再不还我就把他们办公室砸了。").unwrap();
     assert!(act.level >= RiskLevel::Orange, "{:?} {:?}", act.level, flagged(&act));
     assert!(flagged(&act).contains(&Label::Violence), "{:?}", flagged(&act));
@@ -120,7 +125,9 @@ fn vague_warnings_are_yellow_unless_an_act_is_named() {
 /// (我知道他孩子在哪上学) is violence + retaliation".
 #[test]
 fn a_hint_at_someones_child_is_violence_and_retaliation() {
-    let j = triage().judge("那个开发商欠我们的房款一直不还，他家住哪个小区我已经打听清楚了，他儿子每天几点放学我也知道。").unwrap();
+    let j = triage()
+        .judge("那个开发商欠我们的房款一直不还，他家住哪个小区我已经打听清楚了，他儿子每天几点放学我也知道。")
+        .unwrap();
     assert!(j.level >= RiskLevel::Orange, "{:?} {:?}", j.level, j.labels);
     for l in [Label::Violence, Label::Retaliation] {
         assert!(flagged(&j).contains(&l), "{l:?}: {:?}", j.labels);
@@ -135,12 +142,14 @@ fn a_hint_at_someones_child_is_violence_and_retaliation() {
 fn a_withdrawn_threat_is_judged_as_it_stands_now() {
     let threat = "业主群舆情：有业主在群里发“谁再把垃圾扔在电梯里，抓到了我弄死他”";
     judged_low(&format!("{threat}。经网格员了解，系一时气话，已在群内道歉。"));
-    let renewed = triage().judge("上个月两家已经和解了，可他昨天又把垃圾扔到我家门口，这回抓到了我非弄死他不可。").unwrap();
+    let renewed =
+        triage().judge("上个月两家已经和解了，可他昨天又把垃圾扔到我家门口，这回抓到了我非弄死他不可。").unwrap();
     assert!(renewed.level >= RiskLevel::Orange, "{:?} {:?}", renewed.level, flagged(&renewed));
     // The writer taking their own words back, in the same call.
     judged_low("刚才我说要跳楼是气话，我不会做傻事的，就想问问住院费医保怎么报");
     // Calm is not a withdrawal: grid reports end so while the threat stands.
-    let calm = triage().judge("网格员上报：村民李某扬言明天上午带汽油去镇政府自焚，目前情绪稳定，网格员持续关注。").unwrap();
+    let calm =
+        triage().judge("网格员上报：村民李某扬言明天上午带汽油去镇政府自焚，目前情绪稳定，网格员持续关注。").unwrap();
     assert!(calm.level >= RiskLevel::Orange, "{:?} {:?}", calm.level, flagged(&calm));
 }
 
@@ -150,7 +159,8 @@ fn a_withdrawn_threat_is_judged_as_it_stands_now() {
 /// `known_failures`).
 #[test]
 fn the_standards_examples_are_judged_as_it_says() {
-    for text in ["物业又把我家车位卖给别人了，太气人了！", "太气人了", "拆迁款一分没给，我们老两口反正就是等死了"] {
+    for text in ["物业又把我家车位卖给别人了，太气人了！", "太气人了", "拆迁款一分没给，我们老两口反正就是等死了"]
+    {
         judged_low(text);
     }
 }
@@ -177,7 +187,8 @@ fn a_threat_to_someones_peace_is_retaliation_alone() {
 /// retaliation to the first: `known_failures`.)
 #[test]
 fn a_drunk_threat_at_home_is_violence_alone() {
-    for text in ["我老公又喝多了，拿着菜刀在屋里追着我，喊着要弄死我", "隔壁那个男的喝醉了在楼道里砸门，说要砍死他老婆"] {
+    for text in ["我老公又喝多了，拿着菜刀在屋里追着我，喊着要弄死我", "隔壁那个男的喝醉了在楼道里砸门，说要砍死他老婆"]
+    {
         let j = triage().judge(text).unwrap();
         let f = flagged(&j);
         assert!(j.level >= RiskLevel::Orange && f.contains(&Label::Violence), "{text}: {:?} {f:?}", j.level);
@@ -214,7 +225,8 @@ fn a_threat_no_label_head_backs_is_no_threat() {
 /// revenge and no self-harm named, self_harm is not flagged.
 #[test]
 fn a_threat_against_others_is_not_self_harm() {
-    let j = triage().judge("他害死了我儿子只判了一年。刀我已经揣身上了，今晚我就去他家找他算账，你们爱来不来。").unwrap();
+    let j =
+        triage().judge("他害死了我儿子只判了一年。刀我已经揣身上了，今晚我就去他家找他算账，你们爱来不来。").unwrap();
     let f = flagged(&j);
     assert!(j.level >= RiskLevel::Orange, "{:?} {f:?}", j.level);
     assert!(f.contains(&Label::Violence) || f.contains(&Label::Retaliation), "{f:?}");
@@ -279,7 +291,10 @@ fn hard_forms_are_judged_by_what_is_threatened() {
         ("再不还钱我就把他鲨了，刀都磨好了，就在他家楼下等着", Label::Violence),
         ("欠薪三個月，老闆還躲著不見，今晚我就帶刀去他家裡找他算賬。", Label::Violence),
         ("不 给 钱 我 就 从 这 楼 上 跳 下 去 ， 我 现 在 就 在 楼 顶", Label::SelfHarm),
-        ("boss欠我们salary半年了，明天我们20多个workers一起去labor bureau门口sit in，群里已经约好了", Label::Collective),
+        (
+            "boss欠我们salary半年了，明天我们20多个workers一起去labor bureau门口sit in，群里已经约好了",
+            Label::Collective,
+        ),
     ] {
         let j = triage().judge(text).unwrap();
         let f = flagged(&j);
@@ -302,10 +317,9 @@ fn hard_forms_are_judged_by_what_is_threatened() {
 #[ignore = "known failures of risk-2.0 (EVALUATION.md)"]
 fn known_failures() {
     // A vague warning and rhetorical death: no act named, so no threat.
-    for text in [
-        "物业把我家车库改成了仓库，找了五次都不管，我跟你们说，别把我惹急了。",
-        "房子不让拆，死也要死在自己家里",
-    ] {
+    for text in
+        ["物业把我家车库改成了仓库，找了五次都不管，我跟你们说，别把我惹急了。", "房子不让拆，死也要死在自己家里"]
+    {
         judged_low(text);
     }
     // Despair names no act.
@@ -320,7 +334,8 @@ fn known_failures() {
         assert_eq!(triage().judge(text).unwrap().level, RiskLevel::Yellow, "{text}");
     }
     // A threat stated and stood by; a loss-of-control statement (labels.md's own list).
-    for text in ["业主群舆情：有业主在群里发“谁再把垃圾扔在电梯里，抓到了我弄死他”，说到做到。", "我什么事都做得出来"] {
+    for text in ["业主群舆情：有业主在群里发“谁再把垃圾扔在电梯里，抓到了我弄死他”，说到做到。", "我什么事都做得出来"]
+    {
         assert!(triage().judge(text).unwrap().level >= RiskLevel::Orange, "{text}");
     }
     // A drunk husband's threat at home, with no grievance, is violence alone.

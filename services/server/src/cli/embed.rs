@@ -34,7 +34,6 @@ pub struct EmbedArgs {
     pub risk: super::risk::RiskModelArgs,
 }
 
-
 pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     let encoder = if args.base {
         super::model::load_encoder(&args.model)?
@@ -59,7 +58,6 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(embedded = done, failed, "embed finished");
     Ok(if failed > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
-
 
 fn flush(
     encoder: &Encoder,

@@ -45,11 +45,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         v["model_version"] = triage.model().version.clone().into();
         v["data"] = path.display().to_string().into();
         v["seconds"] = seconds.into();
-        std::fs::write(p, serde_json::to_string_pretty(&v)? + "\n").with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(p, serde_json::to_string_pretty(&v)? + "\n")
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     if let Some(p) = &args.report {
         let title = format!("triage evaluation: {}", path.file_name().map(|s| s.to_string_lossy()).unwrap_or_default());
-        std::fs::write(p, report::html(&m, &title, &triage.model().version)).with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(p, report::html(&m, &title, &triage.model().version))
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     println!("model {}  data {}  n {}", triage.model().version, path.display(), m.n);
     println!(

@@ -84,7 +84,8 @@ impl Summary {
 }
 
 fn check(l: Line, salt: &[u8]) -> Result<Ready, (&'static str, String)> {
-    let case_id = l.case_id.filter(|s| !s.trim().is_empty()).ok_or(("missing case_id", "no case_id or id".to_string()))?;
+    let case_id =
+        l.case_id.filter(|s| !s.trim().is_empty()).ok_or(("missing case_id", "no case_id or id".to_string()))?;
     let body = l.text.unwrap_or_default();
     let text = match l.title.filter(|t| !t.trim().is_empty()) {
         Some(t) if !body.trim().is_empty() => format!("{}。{}", t.trim(), body),
@@ -100,7 +101,9 @@ fn check(l: Line, salt: &[u8]) -> Result<Ready, (&'static str, String)> {
     }
     let received_at = match l.received_at.as_deref().filter(|s| !s.trim().is_empty()) {
         None => None,
-        Some(s) => Some(s.trim().parse::<Timestamp>().map_err(|e| ("invalid date", format!("case {case_id}: {e}")))?.unix()),
+        Some(s) => {
+            Some(s.trim().parse::<Timestamp>().map_err(|e| ("invalid date", format!("case {case_id}: {e}")))?.unix())
+        }
     };
     let labels = match l.labels {
         None => None,
@@ -116,7 +119,15 @@ fn check(l: Line, salt: &[u8]) -> Result<Ready, (&'static str, String)> {
         Some(s) => Some(s.parse::<RiskLevel>().map_err(|e| ("unknown level", format!("case {case_id}: {e}")))?),
     };
     let reporter_hash = l.reporter.filter(|r| !r.trim().is_empty()).map(|r| triage_cases::reporter_hash(salt, &r));
-    Ok(Ready { case_id, text, district: l.district.filter(|d| !d.trim().is_empty()), reporter_hash, received_at, labels, level })
+    Ok(Ready {
+        case_id,
+        text,
+        district: l.district.filter(|d| !d.trim().is_empty()),
+        reporter_hash,
+        received_at,
+        labels,
+        level,
+    })
 }
 
 pub fn run(args: ImportArgs) -> anyhow::Result<()> {
@@ -148,9 +159,11 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
             }
         };
         match check(parsed, &salt) {
-            Ok(r) if !seen.insert(r.case_id.clone()) => {
-                summary.skip(n, "duplicate case_id", format!("line {n}: case {} appears earlier; the first is kept", r.case_id))
-            }
+            Ok(r) if !seen.insert(r.case_id.clone()) => summary.skip(
+                n,
+                "duplicate case_id",
+                format!("line {n}: case {} appears earlier; the first is kept", r.case_id),
+            ),
             Ok(r) => cases.push(r),
             Err((reason, detail)) => summary.skip(n, reason, format!("line {n}: {detail}")),
         }

@@ -99,7 +99,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 pub fn init_logging(g: &GlobalArgs) {
     // qdrant-edge warns about process-wide flags it never needs in-process; keep its noise out.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,qdrant_edge=error".into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,qdrant_edge=error".into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match g.log_format {
         LogFormat::Text => builder.init(),

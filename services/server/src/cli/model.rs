@@ -42,7 +42,10 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
             if triage_fetch::verify_model_dir(&manifest, &dir)? {
                 println!("ok: {}", dir.display());
             } else {
-                eprintln!("model files in {} are missing or do not match the manifest; run `triage model fetch`", dir.display());
+                eprintln!(
+                    "model files in {} are missing or do not match the manifest; run `triage model fetch`",
+                    dir.display()
+                );
                 ok = false;
             }
             // The compiled-in delta against the manifest's pin and the heads' record.
@@ -52,7 +55,10 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
             if actual == pinned && actual == heads.delta_sha256 {
                 println!("ok: fine-tuned delta {actual} ({})", heads.version);
             } else {
-                eprintln!("fine-tuned delta {actual} does not match the manifest ({pinned}) or the heads ({})", heads.delta_sha256);
+                eprintln!(
+                    "fine-tuned delta {actual} does not match the manifest ({pinned}) or the heads ({})",
+                    heads.delta_sha256
+                );
                 ok = false;
             }
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -68,7 +68,11 @@ fn load_keys(args: &ServeArgs) -> anyhow::Result<Keys> {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.queue_size >= triage_proto::MAX_BATCH, "--queue-size must be at least {}", triage_proto::MAX_BATCH);
+    anyhow::ensure!(
+        args.queue_size >= triage_proto::MAX_BATCH,
+        "--queue-size must be at least {}",
+        triage_proto::MAX_BATCH
+    );
     anyhow::ensure!(args.max_batch >= 1, "--max-batch must be at least 1");
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets(&[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])?
@@ -94,7 +98,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_body_bytes: args.max_body_bytes,
             metrics,
         });
-        let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+        let listener =
+            tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
         tracing::info!(
             listen = %listener.local_addr()?,
             store = store.kind(),

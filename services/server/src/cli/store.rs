@@ -41,7 +41,10 @@ impl StoreArgs {
             }
             None => {
                 let dir = self.data_dir.join("cases");
-                Ok(Arc::new(EdgeStore::open(&dir, dim).with_context(|| format!("opening the case store in {}", dir.display()))?))
+                Ok(Arc::new(
+                    EdgeStore::open(&dir, dim)
+                        .with_context(|| format!("opening the case store in {}", dir.display()))?,
+                ))
             }
         }
     }

@@ -97,7 +97,8 @@ pub fn key_hash(key: &str) -> [u8; 32] {
 
 impl Keys {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading the keys file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading the keys file {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("in the keys file {}", path.display()))
     }
 

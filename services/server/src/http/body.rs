@@ -23,14 +23,10 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|ct| {
-                let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-                mime == "application/json" || mime.ends_with("+json")
-            });
+        let json = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|ct| {
+            let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            mime == "application/json" || mime.ends_with("+json")
+        });
         if json == Some(false) {
             return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "send the body as application/json"));
         }
@@ -39,7 +35,8 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
         let mut bytes = Vec::new();
         let mut seen = 0usize;
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("could not read the body: {e}")))?;
+            let frame =
+                frame.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("could not read the body: {e}")))?;
             let Ok(data) = frame.into_data() else { continue };
             seen += data.len();
             if seen <= limit {
@@ -54,8 +51,9 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
                 format!("the request body is larger than the service accepts ({limit} bytes)"),
             ));
         }
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|e| ApiError::new(ErrorCode::InvalidUtf8, format!("the body is not valid UTF-8 (byte {})", e.valid_up_to())))?;
+        let text = std::str::from_utf8(&bytes).map_err(|e| {
+            ApiError::new(ErrorCode::InvalidUtf8, format!("the body is not valid UTF-8 (byte {})", e.valid_up_to()))
+        })?;
         serde_json::from_str(text).map(JsonBody).map_err(|e| {
             use serde_json::error::Category;
             match e.classify() {

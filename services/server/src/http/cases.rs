@@ -7,8 +7,8 @@ use axum::Json;
 use triage_cases::{CaseFilter, CaseRecord};
 use triage_proto::time::Timestamp;
 use triage_proto::{
-    Case, CaseRequest, DeleteResponse, ErrorBody, ErrorCode, SearchHit, SearchQuery, SearchRequest, SearchResponse, Shared,
-    MAX_TOP_K,
+    Case, CaseRequest, DeleteResponse, ErrorBody, ErrorCode, SearchHit, SearchQuery, SearchRequest, SearchResponse,
+    Shared, MAX_TOP_K,
 };
 
 use super::body::JsonBody;
@@ -40,7 +40,10 @@ fn unknown(id: &str) -> ApiError {
 /// default to the model's (after escalation); people's decisions win when sent.
 #[utoipa::path(post, path = "/v1/cases", tag = "cases", request_body = CaseRequest,
     responses((status = 200, body = Case), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
-pub async fn put_case(State(state): State<Arc<AppState>>, JsonBody(req): JsonBody<CaseRequest>) -> ApiResult<Json<Case>> {
+pub async fn put_case(
+    State(state): State<Arc<AppState>>,
+    JsonBody(req): JsonBody<CaseRequest>,
+) -> ApiResult<Json<Case>> {
     check_case_id(&req.case_id, None)?;
     check_text(&req.text, None)?;
     let labels = req.labels.as_deref().map(parse_labels).transpose()?;
@@ -48,7 +51,11 @@ pub async fn put_case(State(state): State<Arc<AppState>>, JsonBody(req): JsonBod
     let ctx = state.context(req.context.as_ref(), None)?;
     let j = state.judge(vec![req.text.clone()]).await?.remove(0);
     let a = state.assess(&j, Some(&req.case_id), &ctx).await?;
-    let filing = Filing { by_model: labels.is_none() || level.is_none(), labels: labels.unwrap_or(a.flagged), level: level.unwrap_or(a.level) };
+    let filing = Filing {
+        by_model: labels.is_none() || level.is_none(),
+        labels: labels.unwrap_or(a.flagged),
+        level: level.unwrap_or(a.level),
+    };
     let rec = state.record(&req.case_id, &req.text, &j, filing, &ctx);
     state.store.upsert(vec![rec.clone()]).await?;
     Ok(Json(wire(CaseRecord { vector: Vec::new(), ..rec })))
@@ -63,7 +70,10 @@ pub async fn get_case(State(state): State<Arc<AppState>>, Path(case_id): Path<St
 
 #[utoipa::path(delete, path = "/v1/cases/{case_id}", tag = "cases", params(("case_id" = String, Path)),
     responses((status = 200, body = DeleteResponse), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn delete_case(State(state): State<Arc<AppState>>, Path(case_id): Path<String>) -> ApiResult<Json<DeleteResponse>> {
+pub async fn delete_case(
+    State(state): State<Arc<AppState>>,
+    Path(case_id): Path<String>,
+) -> ApiResult<Json<DeleteResponse>> {
     if !state.store.delete(&case_id).await? {
         return Err(unknown(&case_id));
     }
@@ -74,7 +84,10 @@ pub async fn delete_case(State(state): State<Arc<AppState>>, Path(case_id): Path
 /// says what it shares with the query.
 #[utoipa::path(post, path = "/v1/cases/search", tag = "cases", request_body = SearchRequest,
     responses((status = 200, body = SearchResponse), (status = "4XX", body = ErrorBody)), security(("bearer" = [])))]
-pub async fn search(State(state): State<Arc<AppState>>, JsonBody(req): JsonBody<SearchRequest>) -> ApiResult<Json<SearchResponse>> {
+pub async fn search(
+    State(state): State<Arc<AppState>>,
+    JsonBody(req): JsonBody<SearchRequest>,
+) -> ApiResult<Json<SearchResponse>> {
     let top_k = req.top_k.unwrap_or(DEFAULT_TOP_K);
     if top_k == 0 || top_k > MAX_TOP_K {
         return Err(ApiError::new(ErrorCode::InvalidRequest, format!("top_k must be 1 to {MAX_TOP_K}")));

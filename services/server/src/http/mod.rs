@@ -70,7 +70,9 @@ impl AppState {
                 }
                 tracing::info!(path = %path.display(), rules, "escalation policy reloaded");
             }
-            Err(e) => tracing::error!(path = %path.display(), error = %e, "escalation policy NOT reloaded; keeping the running one"),
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "escalation policy NOT reloaded; keeping the running one")
+            }
         }
     }
 }
@@ -91,7 +93,8 @@ async fn guard(State((state, need)): State<(Arc<AppState>, Permission)>, req: Re
 async fn observe(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
     let secs = started.elapsed().as_secs_f64();
     let status = resp.status().as_u16();
@@ -111,9 +114,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/cases/search", post(cases::search).route_layer(with(Permission::Search)))
         .route(
             "/v1/cases/{case_id}",
-            get(cases::get_case).route_layer(with(Permission::Read)).merge(
-                axum::routing::delete(cases::delete_case).route_layer(with(Permission::Index)),
-            ),
+            get(cases::get_case)
+                .route_layer(with(Permission::Read))
+                .merge(axum::routing::delete(cases::delete_case).route_layer(with(Permission::Index))),
         )
         .route("/metrics", get(ops::metrics).route_layer(with(Permission::Metrics)))
         .route("/openapi.json", get(ops::openapi).route_layer(with(Permission::Describe)));
@@ -122,7 +125,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(ops::readyz))
         .merge(api)
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
-        .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this route")
+        })
         .layer(middleware::from_fn(observe))
         // `JsonBody` enforces `max_body_bytes` itself, draining what it refuses.
         .layer(DefaultBodyLimit::disable())

@@ -62,7 +62,8 @@ pub fn parse_time(field: &str, v: &Option<String>, index: Option<usize>) -> ApiR
 pub fn parse_labels(v: &[String]) -> ApiResult<Vec<Label>> {
     let mut out: Vec<Label> = Vec::new();
     for s in v {
-        let l: Label = s.parse().map_err(|e: triage_proto::UnknownName| ApiError::new(ErrorCode::UnknownLabel, e.to_string()))?;
+        let l: Label =
+            s.parse().map_err(|e: triage_proto::UnknownName| ApiError::new(ErrorCode::UnknownLabel, e.to_string()))?;
         if !out.contains(&l) {
             out.push(l);
         }

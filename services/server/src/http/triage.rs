@@ -23,7 +23,12 @@ fn check(req: &TriageRequest, state: &AppState, index: Option<usize>) -> ApiResu
     state.context(req.context.as_ref(), index)
 }
 
-async fn finish(state: &AppState, req: TriageRequest, ctx: Context, j: triage_risk::Judgement) -> ApiResult<TriageResponse> {
+async fn finish(
+    state: &AppState,
+    req: TriageRequest,
+    ctx: Context,
+    j: triage_risk::Judgement,
+) -> ApiResult<TriageResponse> {
     let a = state.assess(&j, req.case_id.as_deref(), &ctx).await?;
     let stored = match (&req.case_id, req.store) {
         (Some(id), true) => {
@@ -40,7 +45,10 @@ async fn finish(state: &AppState, req: TriageRequest, ctx: Context, j: triage_ri
 #[utoipa::path(post, path = "/v1/triage", tag = "triage", request_body = TriageRequest,
     responses((status = 200, body = TriageResponse), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody, description = "overloaded (with Retry-After) or not ready")),
     security(("bearer" = [])))]
-pub async fn triage_one(State(state): State<Arc<AppState>>, JsonBody(req): JsonBody<TriageRequest>) -> ApiResult<Json<TriageResponse>> {
+pub async fn triage_one(
+    State(state): State<Arc<AppState>>,
+    JsonBody(req): JsonBody<TriageRequest>,
+) -> ApiResult<Json<TriageResponse>> {
     let ctx = check(&req, &state, None)?;
     let j = state.judge(vec![req.text.clone()]).await?.remove(0);
     Ok(Json(finish(&state, req, ctx, j).await?))
@@ -50,7 +58,10 @@ pub async fn triage_one(State(state): State<Arc<AppState>>, JsonBody(req): JsonB
 #[utoipa::path(post, path = "/v1/triage/batch", tag = "triage", request_body = BatchRequest,
     responses((status = 200, body = BatchResponse), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn triage_batch(State(state): State<Arc<AppState>>, JsonBody(req): JsonBody<BatchRequest>) -> ApiResult<Json<BatchResponse>> {
+pub async fn triage_batch(
+    State(state): State<Arc<AppState>>,
+    JsonBody(req): JsonBody<BatchRequest>,
+) -> ApiResult<Json<BatchResponse>> {
     if req.items.is_empty() {
         return Err(ApiError::new(ErrorCode::EmptyBatch, "items is empty"));
     }

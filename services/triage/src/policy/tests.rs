@@ -3,7 +3,14 @@ use super::*;
 const NOW: i64 = 1_800_000_000;
 
 fn facts(base: RiskLevel) -> Facts {
-    Facts { base_level: base, flagged: vec![], now: NOW, workflow: Workflow::default(), similar: vec![], same_reporter: vec![] }
+    Facts {
+        base_level: base,
+        flagged: vec![],
+        now: NOW,
+        workflow: Workflow::default(),
+        similar: vec![],
+        same_reporter: vec![],
+    }
 }
 
 fn past(id: &str, score: f32, level: RiskLevel, days_ago: i64) -> PastCase {
