@@ -183,6 +183,9 @@ fn bad_input_gets_its_code_and_roles_hold() {
     let cases: Vec<(Value, &str, &str)> = vec![
         (json!({"text": ""}), "/v1/triage", "empty_text"),
         (json!({"text": "   \n "}), "/v1/triage", "empty_text"),
+        // Invisible: zero-width space and joiner, BOM; and NUL controls.
+        (json!({"text": "\u{200b}\u{200d}\u{feff}"}), "/v1/triage", "empty_text"),
+        (json!({"text": "\u{0}\u{0}\t"}), "/v1/triage", "empty_text"),
         (json!({"text": "字".repeat(5001)}), "/v1/triage", "text_too_long"),
         (json!({"texts": "x"}), "/v1/triage", "invalid_request"),
         (json!({"text": "好", "store": true}), "/v1/triage", "missing_case_id"),
