@@ -47,6 +47,9 @@ def shared_set(name):
     if name == "train":
         over = tomllib.load(open(os.path.join(REPO, "models", "overrides.toml"), "rb"))
         fix = {o["id"]: o for o in over.get("override", [])}
+        for o in fix.values():
+            if not set(o["labels"]) <= set(LABELS) or o["level"] not in LEVELS:
+                raise ValueError(f"models/overrides.toml: {o['id']} has labels or a level outside the standard")
         for r in rows:
             if r["id"] in fix:
                 r["labels"], r["level"] = fix[r["id"]]["labels"], fix[r["id"]]["level"]

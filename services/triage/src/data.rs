@@ -1,7 +1,5 @@
-//! Labelled sets in the standard's JSON Lines format, and the repo's own label
-//! overrides (corrections of boundary noise, never edits of the shared data).
+//! Labelled sets in the standard's JSON Lines format.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -81,39 +79,4 @@ pub fn read_labelled(path: &Path) -> Result<Vec<Example>, DataError> {
         });
     }
     Ok(out)
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Override {
-    pub id: String,
-    pub labels: Vec<Label>,
-    pub level: Option<RiskLevel>,
-    pub why: String,
-}
-
-#[derive(Deserialize)]
-struct OverrideFile {
-    #[serde(rename = "override", default)]
-    overrides: Vec<Override>,
-}
-
-/// Reads `models/overrides.toml`: `[[override]]` tables with id, labels, level?, why.
-pub fn read_overrides(text: &str) -> Result<Vec<Override>, String> {
-    toml::from_str::<OverrideFile>(text).map(|f| f.overrides).map_err(|e| e.to_string())
-}
-
-/// Applies overrides by id; returns how many examples changed.
-pub fn apply_overrides(examples: &mut [Example], overrides: &[Override]) -> usize {
-    let by_id: HashMap<&str, &Override> = overrides.iter().map(|o| (o.id.as_str(), o)).collect();
-    let mut n = 0;
-    for e in examples.iter_mut() {
-        if let Some(o) = by_id.get(e.id.as_str()) {
-            e.labels = o.labels.clone();
-            if let Some(l) = o.level {
-                e.level = l;
-            }
-            n += 1;
-        }
-    }
-    n
 }

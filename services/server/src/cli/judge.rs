@@ -14,8 +14,8 @@ pub struct JudgeArgs {
     /// Input file, or - for stdin ({"id","text"} JSON Lines or plain lines).
     #[arg(default_value = "-")]
     pub input: String,
-    /// Also write each text's raw decision (head scores, bars, which decision
-    /// rules applied) under "decision", for error analysis; not part of the wire answer.
+    /// Also write each text's raw decision (head probabilities, bars, a forced
+    /// threat label) under "decision", for error analysis; not part of the wire answer.
     #[arg(long)]
     pub scores: bool,
     #[command(flatten)]
