@@ -36,7 +36,7 @@ pub struct EmbedArgs {
 
 pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     let encoder = if args.base {
-        super::model::load_encoder(&args.model)?
+        super::model::load_encoder(&args.model, None)?
     } else {
         super::risk::load_tuned(&args.model, &args.risk)?.0
     };

@@ -52,14 +52,16 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
             let actual = triage_risk::model::sha256_hex(triage_risk::BUILTIN_DELTA);
             let pinned = manifest.delta.as_ref().map(|d| d.sha256.as_str()).unwrap_or("(none)");
             let heads = triage_risk::RiskModel::builtin()?;
-            if actual == pinned && actual == heads.delta_sha256 {
-                println!("ok: fine-tuned delta {actual} ({})", heads.version);
-            } else {
-                eprintln!(
-                    "fine-tuned delta {actual} does not match the manifest ({pinned}) or the heads ({})",
-                    heads.delta_sha256
-                );
-                ok = false;
+            match heads.check_delta(triage_risk::BUILTIN_DELTA) {
+                Ok(()) if actual == pinned => println!("ok: fine-tuned delta {actual} ({})", heads.version),
+                Ok(()) => {
+                    eprintln!("fine-tuned delta {actual} does not match the manifest's pin {pinned}");
+                    ok = false;
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ok = false;
+                }
             }
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
@@ -93,8 +95,13 @@ pub fn ensure_model(m: &ModelArgs) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-pub fn load_encoder(m: &ModelArgs) -> anyhow::Result<Encoder> {
+/// The encoder (fetched if missing): the registry's weights, with `delta`
+/// merged in when one is given.
+pub fn load_encoder(m: &ModelArgs, delta: Option<&[u8]>) -> anyhow::Result<Encoder> {
     let dir = ensure_model(m)?;
     let options = EncoderOptions { matmul: m.matmul, ..Default::default() };
-    Ok(Encoder::load(&dir, options)?)
+    Ok(match delta {
+        Some(d) => Encoder::load_tuned(&dir, options, d)?,
+        None => Encoder::load(&dir, options)?,
+    })
 }

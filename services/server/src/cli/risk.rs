@@ -1,6 +1,7 @@
 //! The risk model the subcommands share: the heads file and the encoder
 //! delta (both compiled in unless overridden), data paths, progress bars.
 
+use std::borrow::Cow;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use triage_encoder::{Encoder, EncoderOptions};
+use triage_encoder::Encoder;
 use triage_risk::model::{BUILTIN_DELTA, BUILTIN_MODEL};
 use triage_risk::{CueLexicon, Judgement, RiskModel, Triage};
 
@@ -27,15 +28,15 @@ pub struct RiskModelArgs {
 
 impl RiskModelArgs {
     /// The heads and the delta bytes, checked against each other.
-    pub fn load(&self) -> anyhow::Result<(RiskModel, Vec<u8>)> {
+    pub fn load(&self) -> anyhow::Result<(RiskModel, Cow<'static, [u8]>)> {
         let text = match &self.risk_model {
             Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
             None => BUILTIN_MODEL.to_string(),
         };
         let model = RiskModel::from_json(&text)?;
         let delta = match &self.delta {
-            Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-            None => BUILTIN_DELTA.to_vec(),
+            Some(p) => Cow::Owned(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+            None => Cow::Borrowed(BUILTIN_DELTA),
         };
         model.check_delta(&delta)?;
         Ok((model, delta))
@@ -44,10 +45,8 @@ impl RiskModelArgs {
 
 /// The fine-tuned encoder (fetched if missing) with its heads.
 pub fn load_tuned(model: &ModelArgs, risk: &RiskModelArgs) -> anyhow::Result<(Encoder, RiskModel)> {
-    let dir = super::model::ensure_model(model)?;
     let (heads, delta) = risk.load()?;
-    let options = EncoderOptions { matmul: model.matmul, ..Default::default() };
-    Ok((Encoder::load_tuned(&dir, options, &delta)?, heads))
+    Ok((super::model::load_encoder(model, Some(&delta))?, heads))
 }
 
 /// Fine-tuned encoder, built-in lexicon and the chosen risk model.
