@@ -289,7 +289,7 @@ fn acknowledged_writes_survive_restart_and_kill_9() {
 #[test]
 fn a_full_queue_answers_503_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), &["--queue-size", "64"]);
+    let s = Server::start(dir.path(), &["--queue-size", "64", "--request-timeout", "600"]);
     let long = "我们村的土地被征用了，补偿款到现在还没发下来，村干部说钱被挪用了，大家都很着急。".repeat(8);
     let items: Vec<Value> = (0..64).map(|i| json!({"text": format!("{i}{long}")})).collect();
     let url = s.url("/v1/triage/batch");

@@ -1,6 +1,9 @@
 //! The black-box test harness: start the real `triage serve` on a free
 //! loopback port with a temporary data dir and keys file, call it, stop it.
 
+// Each test binary that includes this module uses part of it.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

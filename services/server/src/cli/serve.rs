@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -11,7 +12,7 @@ use triage_risk::Policy;
 use super::risk::{load_triage, RiskModelArgs};
 use super::store::{write_private, StoreArgs};
 use super::ModelArgs;
-use crate::http::{self, AppState, InferenceQueue, Keys, Role};
+use crate::http::{self, AppState, ConnLimits, InferenceQueue, Keys, Role};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -35,12 +36,35 @@ pub struct ServeArgs {
     /// Largest request body, in bytes.
     #[arg(long, env = "TRIAGE_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Seconds a connection may take to send a request's head. The clock also
+    /// runs while a kept-alive connection waits for its next request, so it is
+    /// the idle limit too; the connection is closed without an answer.
+    #[arg(long, env = "TRIAGE_HEADER_TIMEOUT", default_value = "10", value_parser = seconds)]
+    pub header_timeout: Duration,
+    /// Seconds from the end of a request's head to the last byte of its body (408 `request_timeout`).
+    #[arg(long, env = "TRIAGE_BODY_TIMEOUT", default_value = "30", value_parser = seconds)]
+    pub body_timeout: Duration,
+    /// Seconds from the end of a request's head to its answer, queue wait and inference included (408 `request_timeout`).
+    #[arg(long, env = "TRIAGE_REQUEST_TIMEOUT", default_value = "120", value_parser = seconds)]
+    pub request_timeout: Duration,
+    /// Most connections open at once; more wait in the listen backlog until one closes.
+    #[arg(long, env = "TRIAGE_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
     pub risk: RiskModelArgs,
+}
+
+/// A positive number of seconds (fractions allowed).
+fn seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if secs.is_nan() || secs <= 0.0 {
+        return Err("must be more than 0 seconds".into());
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }
 
 fn load_policy(path: &PathBuf) -> anyhow::Result<(Policy, Option<PathBuf>)> {
@@ -96,6 +120,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             salt,
             store_text: args.store.store_text,
             max_body_bytes: args.max_body_bytes,
+            body_timeout: args.body_timeout,
+            request_timeout: args.request_timeout,
             metrics,
         });
         let listener =
@@ -106,7 +132,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             model_version = %triage.model().version,
             "serving"
         );
-        http::serve(listener, state).await
+        let limits = ConnLimits { header_timeout: args.header_timeout, max_connections: args.max_connections as usize };
+        http::serve(listener, state, limits).await
     })?;
     // The last store handle is dropped here: the embedded shard flushes and releases its lock.
     Ok(())

@@ -34,7 +34,16 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
         let mut body = req.into_body();
         let mut bytes = Vec::new();
         let mut seen = 0usize;
-        while let Some(frame) = body.frame().await {
+        // One deadline for the whole body: a client sending a byte at a time
+        // would otherwise hold the connection forever.
+        let deadline = tokio::time::Instant::now() + state.body_timeout;
+        let late = || {
+            ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!("the body did not arrive within {} s", state.body_timeout.as_secs_f64()),
+            )
+        };
+        while let Some(frame) = tokio::time::timeout_at(deadline, body.frame()).await.map_err(|_| late())? {
             let frame =
                 frame.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("could not read the body: {e}")))?;
             let Ok(data) = frame.into_data() else { continue };

@@ -3,6 +3,7 @@
 mod auth;
 mod body;
 mod cases;
+mod conn;
 mod error;
 mod ops;
 mod pipeline;
@@ -11,9 +12,10 @@ mod triage;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,6 +26,7 @@ use triage_proto::ErrorCode;
 use triage_risk::{Policy, Triage};
 
 pub use auth::{new_key, Keys, Permission, Role};
+pub use conn::ConnLimits;
 pub use queue::InferenceQueue;
 
 use error::ApiError;
@@ -41,6 +44,10 @@ pub struct AppState {
     pub store_text: bool,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// From the end of the head to the last byte of the body.
+    pub body_timeout: Duration,
+    /// From the end of the head to the answer, queue wait and inference included.
+    pub request_timeout: Duration,
     pub metrics: PrometheusHandle,
 }
 
@@ -105,7 +112,35 @@ async fn observe(req: Request, next: Next) -> Response {
     resp
 }
 
+/// Answers that axum or tower-http write themselves (an extractor's
+/// rejection in plain text, the request timeout's empty 408) get the
+/// documented JSON error body. Their own text is dropped: it can quote the request.
+async fn one_error_shape(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => (ErrorCode::NotFound, "no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => (ErrorCode::MethodNotAllowed, "method not allowed on this route"),
+        StatusCode::REQUEST_TIMEOUT => (ErrorCode::RequestTimeout, "the request took longer than the service allows"),
+        StatusCode::PAYLOAD_TOO_LARGE => (ErrorCode::PayloadTooLarge, "the request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (ErrorCode::UnsupportedMediaType, "send the body as application/json"),
+        s if s.is_server_error() => (ErrorCode::Internal, "internal error; see the service log"),
+        _ => (ErrorCode::InvalidRequest, "the request could not be read"),
+    };
+    tracing::debug!(status = status.as_u16(), "a plain-text answer replaced by the JSON error body");
+    ApiError::new(code, message).into_response()
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
+    let request_timeout = state.request_timeout;
     let with = |p: Permission| middleware::from_fn_with_state((state.clone(), p), guard);
     let api = Router::new()
         .route("/v1/triage", post(triage::triage_one).route_layer(with(Permission::Triage)))
@@ -128,7 +163,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this route")
         })
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
         .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn(one_error_shape))
         // `JsonBody` enforces `max_body_bytes` itself, draining what it refuses.
         .layer(DefaultBodyLimit::disable())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
@@ -139,7 +176,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Serves until SIGINT or SIGTERM, then stops accepting and finishes the
 /// requests in flight. SIGHUP reloads the escalation policy.
-pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>) -> anyhow::Result<()> {
+pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>, limits: ConnLimits) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         let s = state.clone();
@@ -151,7 +188,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>) -> a
         });
     }
     let app = router(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    conn::serve(listener, app, limits, shutdown_signal()).await?;
     tracing::info!("stopped accepting; requests in flight finished");
     Ok(())
 }

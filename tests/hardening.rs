@@ -1,0 +1,165 @@
+//! Black-box tests of what a hostile or careless client can do: the real
+//! `triage` binary on loopback, driven through raw sockets where an HTTP
+//! client library would not send what a hostile one does.
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{code, Server, PLATFORM};
+
+fn connect(s: &Server) -> TcpStream {
+    let addr = s.url("").trim_start_matches("http://").to_string();
+    let c = TcpStream::connect(addr).unwrap();
+    c.set_nodelay(true).unwrap();
+    c
+}
+
+/// Everything the server sends until it closes the connection or `within` passes;
+/// `true` when it closed.
+fn read_until_closed(c: &mut TcpStream, within: Duration) -> (Vec<u8>, bool) {
+    let deadline = Instant::now() + within;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (out, false);
+        }
+        c.set_read_timeout(Some(left)).unwrap();
+        match c.read(&mut buf) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return (out, false),
+            // A reset is the server closing too.
+            Err(_) => return (out, true),
+        }
+    }
+}
+
+/// One response read off a connection: status, headers (lower-cased names), body.
+fn read_response(c: &mut TcpStream, within: Duration) -> Option<(u16, String, Vec<u8>)> {
+    let deadline = Instant::now() + within;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse::<usize>().unwrap())
+                .unwrap_or(0);
+            if out.len() >= end + 4 + len {
+                let status = head.split_whitespace().nth(1)?.parse().ok()?;
+                return Some((status, head, out[end + 4..end + 4 + len].to_vec()));
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        c.set_read_timeout(Some(left)).unwrap();
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+fn json_code(body: &[u8]) -> String {
+    let v: Value =
+        serde_json::from_slice(body).unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(body)));
+    code(&v).to_string()
+}
+
+#[test]
+fn slow_silent_and_idle_connections_are_cut_off_and_connections_are_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        dir.path(),
+        &["--header-timeout", "1", "--body-timeout", "1", "--request-timeout", "2", "--max-connections", "3"],
+    );
+    let limit = Duration::from_secs(4);
+
+    // Connect and send nothing.
+    let started = Instant::now();
+    let (_, closed) = read_until_closed(&mut connect(&s), limit);
+    assert!(closed, "a silent connection was kept past {limit:?}");
+    assert!(started.elapsed() >= Duration::from_millis(900), "closed before the header timeout");
+
+    // Headers one line at a time, each line well inside the timeout: the head as a whole is late.
+    let mut c = connect(&s);
+    let mut w = c.try_clone().unwrap();
+    let started = Instant::now();
+    let dribble = std::thread::spawn(move || {
+        let _ = w.write_all(b"POST /v1/triage HTTP/1.1\r\nHost: x\r\n");
+        for i in 0..30 {
+            std::thread::sleep(Duration::from_millis(300));
+            if w.write_all(format!("X-Slow-{i}: y\r\n").as_bytes()).is_err() {
+                break;
+            }
+        }
+    });
+    let (_, closed) = read_until_closed(&mut c, limit);
+    assert!(closed && started.elapsed() < limit, "a head sent a line at a time was not cut off");
+    drop(c);
+    dribble.join().unwrap();
+
+    // A body shorter than its Content-Length, and a body sent a byte at a time.
+    let head = format!(
+        "POST /v1/triage HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {PLATFORM}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    );
+    let mut c = connect(&s);
+    c.write_all(head.as_bytes()).unwrap();
+    c.write_all(b"{\"text\": \"").unwrap();
+    let (st, _, body) = read_response(&mut c, limit).expect("no answer to a short body");
+    assert_eq!((st, json_code(&body).as_str()), (408, "request_timeout"));
+    let mut c = connect(&s);
+    let mut w = c.try_clone().unwrap();
+    w.write_all(head.as_bytes()).unwrap();
+    let started = Instant::now();
+    let dribble = std::thread::spawn(move || {
+        for _ in 0..30 {
+            if w.write_all(b" ").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let (st, _, body) = read_response(&mut c, limit).expect("no answer to a body sent a byte at a time");
+    assert_eq!((st, json_code(&body).as_str()), (408, "request_timeout"));
+    assert!(started.elapsed() < limit);
+    drop(c);
+    dribble.join().unwrap();
+
+    // An idle kept-alive connection is closed after its request was answered.
+    let mut c = connect(&s);
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let (st, _, _) = read_response(&mut c, limit).expect("no answer to /healthz");
+    assert_eq!(st, 200);
+    let started = Instant::now();
+    let (_, closed) = read_until_closed(&mut c, limit);
+    assert!(closed && started.elapsed() < limit, "an idle kept-alive connection was kept");
+
+    // At the connection limit, a new connection waits until one closes.
+    let held: Vec<TcpStream> = (0..3).map(|_| connect(&s)).collect();
+    let mut waiting = connect(&s);
+    waiting.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    assert!(
+        read_response(&mut waiting, Duration::from_millis(500)).is_none(),
+        "a fourth connection was served past --max-connections 3"
+    );
+    drop(held);
+    let (st, _, _) = read_response(&mut waiting, limit).expect("the waiting connection was never served");
+    assert_eq!(st, 200);
+
+    // The whole request: a long text takes seconds of inference, longer than --request-timeout 2.
+    let started = Instant::now();
+    let (st, v, _) = s.call("POST", "/v1/triage", Some(PLATFORM), Some(json!({"text": "讨".repeat(5000)})));
+    assert_eq!((st, code(&v)), (408, "request_timeout"), "{v}");
+    assert!(started.elapsed() < limit);
+}
