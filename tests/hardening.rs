@@ -163,3 +163,38 @@ fn slow_silent_and_idle_connections_are_cut_off_and_connections_are_limited() {
     assert_eq!((st, code(&v)), (408, "request_timeout"), "{v}");
     assert!(started.elapsed() < limit);
 }
+
+fn metrics(s: &Server) -> String {
+    let (st, m, _) = s.call("GET", "/metrics", Some(support::OPERATOR), None);
+    assert_eq!(st, 200);
+    m.as_str().unwrap().to_string()
+}
+
+#[test]
+fn metric_labels_take_a_bounded_set_of_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    s.call("GET", "/healthz", None, None);
+    let before = metrics(&s).len();
+    // Made-up methods and paths, no key: each would be a new series if labels were free text.
+    for i in 0..200 {
+        let method = format!("M{i}{}", "X".repeat(500));
+        let mut c = connect(&s);
+        c.write_all(
+            format!("{method} /nowhere/{i}/{method} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let (st, _, body) = read_response(&mut c, Duration::from_secs(10)).expect("no answer");
+        assert!(st == 404 || st == 405, "{st}");
+        json_code(&body);
+    }
+    for i in 0..50 {
+        s.call("GET", &format!("/v1/cases/made-up-{i}"), Some(support::ANALYST), None);
+    }
+    let m = metrics(&s);
+    assert!(!m.contains("XXXX") && !m.contains("made-up-"), "a label holds the client's text:\n{m}");
+    assert!(m.contains("method=\"other\"") && m.contains("route=\"unmatched\""), "{m}");
+    assert!(m.contains("route=\"/v1/cases/{case_id}\""), "{m}");
+    // A few new series (other/unmatched, the case route, statuses), not 250.
+    assert!(m.len() < before + 8_000, "/metrics grew from {before} to {} bytes", m.len());
+}

@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -95,20 +95,37 @@ async fn guard(State((state, need)): State<(Arc<AppState>, Permission)>, req: Re
     }
 }
 
+/// The method as a metric label: any other method is a client's free text
+/// (hyper accepts any token), and each new label value is a new series kept for good.
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Request count and latency by route template and status, and one log line
 /// per request. Only the route template is logged: never a body, a query or a case id.
 async fn observe(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let route =
         req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
     let secs = started.elapsed().as_secs_f64();
     let status = resp.status().as_u16();
-    metrics::counter!("triage_http_requests_total", "route" => route.clone(), "method" => method.to_string(), "status" => status.to_string())
+    metrics::counter!("triage_http_requests_total", "route" => route.clone(), "method" => method, "status" => status.to_string())
         .increment(1);
     metrics::histogram!("triage_http_request_duration_seconds", "route" => route.clone()).record(secs);
-    tracing::info!(%method, %route, status, ms = (secs * 1000.0).round() as u64, "request");
+    tracing::info!(method, %route, status, ms = (secs * 1000.0).round() as u64, "request");
     resp
 }
 
