@@ -198,3 +198,45 @@ fn metric_labels_take_a_bounded_set_of_values() {
     // A few new series (other/unmatched, the case route, statuses), not 250.
     assert!(m.len() < before + 8_000, "/metrics grew from {before} to {} bytes", m.len());
 }
+
+#[test]
+fn every_answer_has_the_json_error_body_and_an_oversized_length_is_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    let limit = Duration::from_secs(5);
+    for (method, key) in [("GET", support::ANALYST), ("DELETE", PLATFORM)] {
+        let mut c = connect(&s);
+        c.write_all(
+            format!("{method} /v1/cases/%ff%fe HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let (st, head, body) = read_response(&mut c, limit).expect("no answer");
+        assert_eq!((st, json_code(&body).as_str()), (400, "invalid_request"), "{method}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+    }
+    let mut c = connect(&s);
+    c.write_all(b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let (st, _, body) = read_response(&mut c, limit).expect("no answer");
+    assert_eq!((st, json_code(&body).as_str()), (404, "not_found"));
+
+    // A Content-Length over the limit is answered before any of the body is sent,
+    // with and without `Expect: 100-continue`.
+    for expect in ["", "Expect: 100-continue\r\n"] {
+        let mut c = connect(&s);
+        let started = Instant::now();
+        c.write_all(
+            format!("POST /v1/triage HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {PLATFORM}\r\nContent-Type: application/json\r\n{expect}Content-Length: 104857600\r\n\r\n{{\"text\": \"")
+                .as_bytes(),
+        )
+        .unwrap();
+        let (st, _, body) = read_response(&mut c, limit).expect("no early answer to an oversized Content-Length");
+        assert_eq!((st, json_code(&body).as_str()), (413, "payload_too_large"), "{expect:?}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    }
+    // A client that sends the whole oversized body before reading still gets the 413.
+    let big = format!("{{\"text\": \"{}\"}}", "a".repeat(3 * 1024 * 1024));
+    let (st, v) = s.raw("/v1/triage", PLATFORM, "application/json", big.as_bytes());
+    assert_eq!((st, code(&v)), (413, "payload_too_large"));
+    let (st, _) = s.post("/v1/triage", PLATFORM, json!({"text": "咨询一下医保报销比例。"}));
+    assert_eq!(st, 200);
+}

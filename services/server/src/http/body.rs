@@ -31,6 +31,24 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
             return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "send the body as application/json"));
         }
         let limit = state.max_body_bytes;
+        let too_large = || {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the request body is larger than the service accepts ({limit} bytes)"),
+            )
+        };
+        let declared =
+            req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            // Refused on the header alone. A client that waits for `100 Continue`
+            // never sends the body; one that is already sending it has it read
+            // and dropped behind the answer, so it sees the 413 and not a reset.
+            let expects = req.headers().contains_key(header::EXPECT);
+            if !expects {
+                tokio::spawn(drain(req.into_body(), limit.saturating_mul(DRAIN_FACTOR), state.body_timeout));
+            }
+            return Err(too_large());
+        }
         let mut body = req.into_body();
         let mut bytes = Vec::new();
         let mut seen = 0usize;
@@ -55,10 +73,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
             }
         }
         if seen > limit {
-            return Err(ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!("the request body is larger than the service accepts ({limit} bytes)"),
-            ));
+            return Err(too_large());
         }
         let text = std::str::from_utf8(&bytes).map_err(|e| {
             ApiError::new(ErrorCode::InvalidUtf8, format!("the body is not valid UTF-8 (byte {})", e.valid_up_to()))
@@ -73,4 +88,18 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
             }
         })
     }
+}
+
+/// Reads and drops up to `most` bytes of a refused body, for at most `within`.
+async fn drain(mut body: axum::body::Body, most: usize, within: std::time::Duration) {
+    let mut seen = 0usize;
+    let _ = tokio::time::timeout(within, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > most {
+                break;
+            }
+        }
+    })
+    .await;
 }
