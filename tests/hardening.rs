@@ -268,3 +268,115 @@ fn one_authorization_header_with_any_case_of_bearer() {
     let (st, _, body) = send(&[format!("Bearer {PLATFORM}"), format!("Bearer {PLATFORM}")]);
     assert_eq!((st, json_code(&body).as_str()), (400, "invalid_request"));
 }
+
+/// Files under `dir` (recursively) whose bytes contain `needle`.
+fn files_holding(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let p = e.path();
+        if p.is_dir() {
+            found.extend(files_holding(&p, needle));
+        } else if std::fs::read(&p).unwrap().windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            found.push(p);
+        }
+    }
+    found
+}
+
+#[cfg(unix)]
+fn open_to_others(dir: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut open = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let p = e.path();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        if mode & 0o077 != 0 {
+            open.push(format!("{} {:o}", p.display(), mode & 0o777));
+        }
+        if p.is_dir() {
+            open.extend(open_to_others(&p));
+        }
+    }
+    open
+}
+
+#[test]
+fn store_text_false_needs_a_redacted_store_and_the_store_is_owner_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Made open to others (the test's umask): the server makes it owner-only.
+    std::fs::create_dir_all(&data).unwrap();
+    let s = Server::start(&data, &[]);
+    let (first, second) =
+        ("强拆户王大锤第一次反映：房子被拆了补偿款没给。", "强拆户王大锤补充：村里说再闹就抓人，补偿款还是没给。");
+    for text in [first, second] {
+        let (st, v) = s.post(
+            "/v1/cases",
+            PLATFORM,
+            json!({"case_id": "redact-me", "text": text, "level": "orange", "labels": ["livelihood"]}),
+        );
+        assert_eq!(st, 200, "{v}");
+    }
+    let data = s.stop();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
+        let open = open_to_others(&data.join("cases"));
+        assert!(open.is_empty(), "store files open to other users: {open:?}");
+    }
+    // Both texts, the overwritten one too, are in the store's files.
+    assert!(!files_holding(&data, "王大锤第一次").is_empty(), "the overwritten text is not in the files to begin with");
+
+    // Serving without texts from a store that holds them is refused at start.
+    let keys = data.join("keys.toml");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_triage"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--store-text", "false", "--data-dir"])
+        .arg(&data)
+        .arg("--keys")
+        .arg(&keys)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve --store-text false started on a store that holds texts");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(!status.success() && err.contains("triage cases redact"), "{status}: {err}");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_triage"))
+        .args(["cases", "redact", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(done, json!({"cases": 1, "texts_removed": 1}));
+    let left = files_holding(&data, "王大锤");
+    assert!(left.is_empty(), "text still in {left:?}");
+    #[cfg(unix)]
+    {
+        let open = open_to_others(&data.join("cases"));
+        assert!(open.is_empty(), "redacted store files open to other users: {open:?}");
+    }
+
+    // Now it starts; the case keeps everything but its text.
+    let s = Server::spawn(data, vec!["--store-text".into(), "false".into()]);
+    let (st, v, _) = s.call("GET", "/v1/cases/redact-me", Some(support::ANALYST), None);
+    assert_eq!(st, 200, "{v}");
+    assert!(v["text"].is_null(), "{v}");
+    assert_eq!((v["level"].as_str(), v["labels"][0].as_str()), (Some("orange"), Some("livelihood")));
+    let (st, v) = s.post("/v1/cases/search", support::ANALYST, json!({"text": second}));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["hits"][0]["case"]["case_id"], "redact-me", "the vector is kept: {v}");
+}

@@ -133,6 +133,7 @@ fn check(l: Line, salt: &[u8]) -> Result<Ready, (&'static str, String)> {
 pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.batch >= 1, "--batch must be at least 1");
     let file = std::fs::File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
+    args.store.private_data_dir()?;
     let salt = args.store.salt()?;
     let mut summary = Summary::default();
     let mut cases = Vec::new();

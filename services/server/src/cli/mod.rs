@@ -1,5 +1,6 @@
 //! Command-line interface: global options and subcommand dispatch.
 
+mod cases;
 mod cues;
 mod embed;
 mod eval;
@@ -82,6 +83,9 @@ pub enum Command {
     /// Make API keys for the keys file.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Upkeep of the case store.
+    #[command(subcommand)]
+    Cases(cases::CasesCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -94,6 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => serve::run(a).map(|()| ExitCode::SUCCESS),
         Command::Import(a) => import::run(a).map(|()| ExitCode::SUCCESS),
         Command::Keys(c) => keys::run(c).map(|()| ExitCode::SUCCESS),
+        Command::Cases(c) => cases::run(c).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -102,12 +102,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .set_buckets(&[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])?
         .install_recorder()
         .context("installing the metrics recorder")?;
+    args.store.private_data_dir()?;
     let keys = load_keys(&args)?;
     let (policy, policy_path) = load_policy(&args.policy)?;
     let triage = Arc::new(load_triage(&args.model, &args.risk)?);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let store = args.store.open(triage.encoder().dim()).await?;
+        if !args.store.store_text {
+            let n = store.count_with_text().await?;
+            anyhow::ensure!(
+                n == 0,
+                "--store-text false, but the case store holds the text of {n} cases, and they would still be served: \
+                 stop here and run `triage cases redact` first"
+            );
+        }
         let salt = args.store.salt()?;
         let queue = InferenceQueue::start(triage.clone(), args.queue_size, args.max_batch);
         let state = Arc::new(AppState {
