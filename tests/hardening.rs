@@ -380,3 +380,78 @@ fn store_text_false_needs_a_redacted_store_and_the_store_is_owner_only() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["hits"][0]["case"]["case_id"], "redact-me", "the vector is kept: {v}");
 }
+
+/// A metric's value (the first series of that name).
+fn metric(s: &Server, name: &str) -> f64 {
+    metrics(s)
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn wait_for_depth(s: &Server, want: f64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let d = metric(s, "triage_queue_depth");
+        if d == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "queue depth {d}, waited for {want}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends a batch on its own connection and leaves the answer unread.
+fn send_batch(s: &Server, texts: &[String]) -> TcpStream {
+    let body = json!({"items": texts.iter().map(|t| json!({"text": t})).collect::<Vec<_>>()}).to_string();
+    let mut c = connect(s);
+    c.write_all(
+        format!(
+            "POST /v1/triage/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {PLATFORM}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    c
+}
+
+#[test]
+fn one_batch_cannot_hold_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &["--queue-size", "64"]);
+
+    // 64 texts of 5,000 characters would take minutes of inference: refused by their cost, at once.
+    let huge: Vec<String> = (0..64).map(|i| format!("{i}{}", "讨".repeat(4990))).collect();
+    let mut c = send_batch(&s, &huge);
+    let (st, _, body) = read_response(&mut c, Duration::from_secs(15)).expect("no prompt answer to a costly batch");
+    assert_eq!((st, json_code(&body).as_str()), (400, "batch_too_large"));
+
+    // A batch fills the queue; the refusal's Retry-After is the time to drain it, not 1.
+    let long = "我们村的土地被征用了，补偿款到现在还没发下来，村干部说钱被挪用了，大家都很着急。".repeat(5);
+    let texts: Vec<String> = (0..64).map(|i| format!("{i}{long}")).collect();
+    let full = send_batch(&s, &texts);
+    wait_for_depth(&s, 64.0, Duration::from_secs(30));
+    let (st, v, retry) = s.call("POST", "/v1/triage", Some(PLATFORM), Some(json!({"text": "咨询一下公积金提取。"})));
+    assert_eq!((st, code(&v)), (503, "overloaded"));
+    let retry: u64 = retry.and_then(|r| r.parse().ok()).expect("a Retry-After in seconds");
+    assert!((2..=300).contains(&retry), "Retry-After {retry} for 64 queued texts");
+
+    // Its client goes away: the texts not yet judged leave the queue.
+    drop(full);
+    wait_for_depth(&s, 0.0, Duration::from_secs(20));
+    assert!(metric(&s, "triage_cancelled_texts_total") > 0.0);
+
+    // While a big batch is being judged, a single text is answered first.
+    let mut batch = send_batch(&s, &texts[..32]);
+    wait_for_depth(&s, 32.0, Duration::from_secs(30));
+    let (st, v) = s.post("/v1/triage", PLATFORM, json!({"text": "咨询一下公积金提取。"}));
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        read_response(&mut batch, Duration::from_millis(10)).is_none(),
+        "the single text waited for the whole batch"
+    );
+    drop(batch);
+    wait_for_depth(&s, 0.0, Duration::from_secs(20));
+}

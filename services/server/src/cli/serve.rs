@@ -33,6 +33,10 @@ pub struct ServeArgs {
     /// batching 32 waiting texts gave half the throughput of one at a time (BENCHMARKS.md).
     #[arg(long, env = "TRIAGE_MAX_BATCH", default_value_t = 1)]
     pub max_batch: usize,
+    /// Most encoder tokens one batch may cost (each text's chunks, at most 512 tokens each);
+    /// a costlier batch gets 400 `batch_too_large`. 16,384 is about 30 s of inference on two cores.
+    #[arg(long, env = "TRIAGE_MAX_REQUEST_TOKENS", default_value_t = 16_384)]
+    pub max_request_tokens: usize,
     /// Largest request body, in bytes.
     #[arg(long, env = "TRIAGE_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -129,6 +133,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             salt,
             store_text: args.store.store_text,
             max_body_bytes: args.max_body_bytes,
+            max_request_tokens: args.max_request_tokens,
             body_timeout: args.body_timeout,
             request_timeout: args.request_timeout,
             metrics,

@@ -44,6 +44,8 @@ pub struct AppState {
     pub store_text: bool,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Most encoder tokens one batch request may cost (a single text is bounded by its length).
+    pub max_request_tokens: usize,
     /// From the end of the head to the last byte of the body.
     pub body_timeout: Duration,
     /// From the end of the head to the answer, queue wait and inference included.

@@ -103,7 +103,7 @@ impl AppState {
     /// Judges validated texts on the inference queue.
     pub async fn judge(&self, texts: Vec<String>) -> ApiResult<Vec<Judgement>> {
         self.queue.judge(texts).await.map_err(|e| match e {
-            QueueError::Full => ApiError::overloaded(1),
+            QueueError::Full { retry_after } => ApiError::overloaded(retry_after),
             QueueError::Stopped => ApiError::new(ErrorCode::NotReady, "the inference worker has stopped"),
             QueueError::Triage(e) => ApiError::internal(e),
         })

@@ -54,7 +54,7 @@ pub async fn triage_one(
     Ok(Json(finish(&state, req, ctx, j).await?))
 }
 
-/// Judge up to 64 texts; answers in the order of the items. Any bad item fails the whole call, naming the item.
+/// Judge up to 64 texts costing at most `--max-request-tokens` together; answers in the order of the items. Any bad item fails the whole call, naming the item.
 #[utoipa::path(post, path = "/v1/triage/batch", tag = "triage", request_body = BatchRequest,
     responses((status = 200, body = BatchResponse), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -72,7 +72,18 @@ pub async fn triage_batch(
         ));
     }
     let ctxs = req.items.iter().enumerate().map(|(i, r)| check(r, &state, Some(i))).collect::<ApiResult<Vec<_>>>()?;
-    let judgements = state.judge(req.items.iter().map(|r| r.text.clone()).collect()).await?;
+    let texts: Vec<String> = req.items.iter().map(|r| r.text.clone()).collect();
+    let cost = state.queue.cost(&texts);
+    if texts.len() > 1 && cost > state.max_request_tokens {
+        return Err(ApiError::new(
+            ErrorCode::BatchTooLarge,
+            format!(
+                "the items cost {cost} encoder tokens; the limit is {}: send fewer or shorter texts",
+                state.max_request_tokens
+            ),
+        ));
+    }
+    let judgements = state.judge(texts).await?;
     let mut items = Vec::with_capacity(judgements.len());
     // In order, each stored before the next is assessed: a repeat petition
     // inside one batch is seen as one.
