@@ -185,6 +185,10 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
                 text: args.store.store_text.then(|| c.text.clone()),
                 labels: c.labels.clone().unwrap_or_else(|| j.flagged_labels()),
                 level: c.level.unwrap_or(j.level),
+                // Imports run no escalation: the risk level is people's level or the text's.
+                base_level: Some(j.level),
+                risk_level: Some(c.level.unwrap_or(j.level)),
+                escalations: Vec::new(),
                 district: c.district.clone(),
                 reporter_hash: c.reporter_hash.clone(),
                 received_at: c.received_at,

@@ -19,11 +19,15 @@ use super::AppState;
 const DEFAULT_TOP_K: usize = 10;
 
 fn wire(c: CaseRecord) -> Case {
+    let risk_level = c.risk();
     Case {
         case_id: c.case_id,
         text: c.text,
         labels: c.labels,
         level: c.level,
+        base_level: c.base_level,
+        risk_level,
+        escalations: c.escalations,
         district: c.district,
         reporter_hash: c.reporter_hash,
         received_at: c.received_at.and_then(Timestamp::from_unix).map(|t| t.to_string()),
@@ -51,11 +55,7 @@ pub async fn put_case(
     let ctx = state.context(req.context.as_ref(), None)?;
     let j = state.judge(vec![req.text.clone()]).await?.remove(0);
     let a = state.assess(&j, Some(&req.case_id), &ctx).await?;
-    let filing = Filing {
-        by_model: labels.is_none() || level.is_none(),
-        labels: labels.unwrap_or(a.flagged),
-        level: level.unwrap_or(a.level),
-    };
+    let filing = Filing::with(&a, labels, level);
     let rec = state.record(&req.case_id, &req.text, &j, filing, &ctx);
     state.store.upsert(vec![rec.clone()]).await?;
     Ok(Json(wire(CaseRecord { vector: Vec::new(), ..rec })))

@@ -144,20 +144,28 @@ impl AppState {
             similar: similar_hits.iter().map(past).collect(),
             same_reporter: same_reporter.iter().map(past).collect(),
         };
-        let (level, escalations) = policy.escalate(&facts);
+        let outcome = policy.escalate(&facts);
         let similar = similar_hits
             .iter()
             .map(|h| SimilarCase {
                 case_id: h.case.case_id.clone(),
                 score: h.score,
                 level: h.case.level,
+                risk_level: h.case.risk(),
+                escalations: h.case.escalations.clone(),
                 labels: h.case.labels.clone(),
                 district: h.case.district.clone(),
                 received_at: h.case.received_at.and_then(Timestamp::from_unix).map(|t| t.to_string()),
                 same_reporter: ctx.reporter_hash.is_some() && h.case.reporter_hash == ctx.reporter_hash,
             })
             .collect();
-        Ok(Assessment { level, escalations, similar, flagged })
+        Ok(Assessment {
+            level: outcome.level,
+            risk_level: outcome.risk_level,
+            escalations: outcome.escalations,
+            similar,
+            flagged,
+        })
     }
 
     pub fn record(&self, case_id: &str, text: &str, j: &Judgement, filing: Filing, ctx: &Context) -> CaseRecord {
@@ -166,6 +174,9 @@ impl AppState {
             text: self.store_text.then(|| text.to_string()),
             labels: filing.labels,
             level: filing.level,
+            base_level: Some(j.level),
+            risk_level: Some(filing.risk_level),
+            escalations: filing.escalations,
             district: ctx.district.clone(),
             reporter_hash: ctx.reporter_hash.clone(),
             received_at: ctx.workflow.received_at,
@@ -177,7 +188,12 @@ impl AppState {
 }
 
 fn past(h: &Hit) -> PastCase {
-    PastCase { case_id: h.case.case_id.clone(), score: h.score, level: h.case.level, received_at: h.case.received_at }
+    PastCase {
+        case_id: h.case.case_id.clone(),
+        score: h.score,
+        risk_level: h.case.risk(),
+        received_at: h.case.received_at,
+    }
 }
 
 /// What a stored case is filed under: the model's labels and level (after
@@ -185,19 +201,34 @@ fn past(h: &Hit) -> PastCase {
 pub struct Filing {
     pub labels: Vec<Label>,
     pub level: RiskLevel,
-    /// The model's judgement stands in for at least one of the two, so the
-    /// record carries the model version.
+    /// What later similar cases read: the risk rules' level, or people's level.
+    pub risk_level: RiskLevel,
+    /// Rule ids of the raises behind `level` (none when people set it).
+    pub escalations: Vec<String>,
+    /// The model's judgement stands in for at least one of labels and level,
+    /// so the record carries the model version.
     pub by_model: bool,
 }
 
 impl Filing {
     pub fn by_model(a: &Assessment) -> Self {
-        Self { labels: a.flagged.clone(), level: a.level, by_model: true }
+        Self::with(a, None, None)
+    }
+
+    /// People's labels and level win where given.
+    pub fn with(a: &Assessment, labels: Option<Vec<Label>>, level: Option<RiskLevel>) -> Self {
+        let by_model = labels.is_none() || level.is_none();
+        let (level, risk_level, escalations) = match level {
+            Some(l) => (l, l, Vec::new()),
+            None => (a.level, a.risk_level, a.escalations.iter().map(|e| e.rule.clone()).collect()),
+        };
+        Self { labels: labels.unwrap_or_else(|| a.flagged.clone()), level, risk_level, escalations, by_model }
     }
 }
 
 pub struct Assessment {
     pub level: RiskLevel,
+    pub risk_level: RiskLevel,
     pub escalations: Vec<Escalation>,
     pub similar: Vec<SimilarCase>,
     pub flagged: Vec<Label>,
