@@ -234,6 +234,22 @@ fn escalation_reads_past_risk_not_past_lateness() {
 }
 
 #[test]
+fn a_policy_path_that_is_given_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("polcy.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_triage"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--policy")
+        .arg(&missing)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+}
+
+#[test]
 fn bad_input_gets_its_code_and_roles_hold() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &[]);

@@ -28,7 +28,7 @@ pub struct ImportArgs {
     /// JSON Lines file of past cases.
     pub file: PathBuf,
     /// Cases judged and written per batch.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, env = "TRIAGE_IMPORT_BATCH", default_value_t = 32)]
     pub batch: usize,
     #[command(flatten)]
     pub store: StoreArgs,
