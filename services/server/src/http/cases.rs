@@ -13,7 +13,7 @@ use triage_proto::{
 
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
-use super::pipeline::{check_case_id, check_text, parse_labels, parse_level, parse_time, Filing};
+use super::pipeline::{check_case_id, check_text, parse_labels, parse_level, parse_time};
 use super::AppState;
 
 const DEFAULT_TOP_K: usize = 10;
@@ -55,7 +55,7 @@ pub async fn put_case(
     let ctx = state.context(req.context.as_ref(), None)?;
     let j = state.judge(vec![req.text.clone()]).await?.remove(0);
     let a = state.assess(&j, Some(&req.case_id), &ctx).await?;
-    let filing = Filing::with(&a, labels, level);
+    let filing = a.filing(labels, level);
     let rec = state.record(&req.case_id, &req.text, &j, filing, &ctx);
     state.store.upsert(vec![rec.clone()]).await?;
     Ok(Json(wire(CaseRecord { vector: Vec::new(), ..rec })))
