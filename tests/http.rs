@@ -173,6 +173,82 @@ fn triage_escalation_and_search() {
     drop(s);
 }
 
+/// The cascade a late case used to start: the same water-cut complaint, one
+/// reporter, three calls a day apart, each stored; then a neighbour's.
+#[test]
+fn escalation_reads_past_risk_not_past_lateness() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    let texts = [
+        "幸福里小区5栋已经停水六天了，物业说管道坏了却一直没人来修。家里有瘫痪在床的老人，天天只能去外面拎水，这是我第三次反映了，还是没人管，我们真的撑不下去了。",
+        "又来反映幸福里小区5栋停水的事，快一个礼拜了，物业说水管坏了到现在还没修，家里瘫痪老人用水全靠我外面拎，反映了好几次没人管，真的撑不下去了。",
+        "幸福里小区5栋停水第八天了，物业还是说管道在修，根本没人来。家里卧床的老人喝水擦身都成问题，我已经打了好几次电话，一直没人管，我们快撑不住了。",
+        "我也是幸福里小区5栋的住户，停水一个多星期了，物业说管子坏了一直拖着不修，楼里好几户有卧床老人，用水全靠外面拎，反映多次没人管，大家都撑不下去了。",
+    ];
+    let call = |i: usize, reporter: &str, received: &str, as_of: &str| {
+        let body = json!({"text": texts[i], "case_id": format!("water-{}", i + 1), "store": true,
+            "context": {"reporter": reporter, "received_at": received, "as_of": as_of}});
+        let (st, v) = s.post("/v1/triage", PLATFORM, body);
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["base_level"], "yellow", "the texts are written yellow: {v}");
+        v
+    };
+
+    // 1: six days after receipt, never met: late, so raised, but not for risk.
+    let v = call(0, "13900001111", "2026-11-01T09:00:00+08:00", "2026-11-07T09:00:00+08:00");
+    assert_eq!((v["level"].as_str(), rules(&v)), (Some("orange"), vec!["time_limit_meet".to_string()]), "{v}");
+    assert_eq!(v["escalations"][0]["risk"], false);
+    // 2: the next day, on time: call 1 was orange only for being late, so it raises nothing.
+    let v = call(1, "13900001111", "2026-11-08T09:00:00+08:00", "2026-11-08T10:00:00+08:00");
+    assert!(v["similar"].as_array().unwrap().iter().any(|c| c["case_id"] == "water-1" && c["risk_level"] == "yellow"));
+    assert!(rules(&v).is_empty(), "{v}");
+    assert_eq!(v["level"], "yellow");
+    // 3: the third call is a repeat petition, a risk raise naming the two earlier cases.
+    let v = call(2, "13900001111", "2026-11-09T09:00:00+08:00", "2026-11-09T10:00:00+08:00");
+    assert_eq!(rules(&v), ["repeat_petition"], "{v}");
+    let mut named: Vec<&str> =
+        v["escalations"][0]["case_ids"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+    named.sort();
+    assert_eq!(named, ["water-1", "water-2"], "{v}");
+    assert_eq!((v["level"].as_str(), &v["escalations"][0]["risk"]), (Some("orange"), &json!(true)));
+    // 4: a neighbour's call: raised by the case whose risk reached orange, and only by it.
+    let v = call(3, "13700002222", "2026-11-10T09:00:00+08:00", "2026-11-10T10:00:00+08:00");
+    assert_eq!(rules(&v), ["similar_escalated"], "{v}");
+    assert_eq!(v["escalations"][0]["case_ids"], json!(["water-3"]), "{v}");
+
+    // The store keeps the text's level, the risk level and the raises apart, and search shows them.
+    let (st, c, _) = s.call("GET", "/v1/cases/water-1", Some(ANALYST), None);
+    assert_eq!(st, 200, "{c}");
+    assert_eq!(
+        (c["level"].as_str(), c["base_level"].as_str(), c["risk_level"].as_str()),
+        (Some("orange"), Some("yellow"), Some("yellow"))
+    );
+    assert_eq!(c["escalations"], json!(["time_limit_meet"]));
+    let (st, v) = s.post("/v1/cases/search", ANALYST, json!({"case_id": "water-4", "top_k": 3}));
+    assert_eq!(st, 200, "{v}");
+    let hit =
+        v["hits"].as_array().unwrap().iter().find(|h| h["case"]["case_id"] == "water-3").expect("water-3 is near");
+    assert_eq!(hit["case"]["risk_level"], "orange");
+    assert_eq!(hit["case"]["escalations"], json!(["repeat_petition"]));
+    drop(s);
+}
+
+#[test]
+fn a_policy_path_that_is_given_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("polcy.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_triage"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--policy")
+        .arg(&missing)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+}
+
 #[test]
 fn bad_input_gets_its_code_and_roles_hold() {
     let dir = tempfile::tempdir().unwrap();

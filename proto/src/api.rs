@@ -69,6 +69,12 @@ pub struct Escalation {
     pub rule: String,
     /// Why, in Chinese.
     pub reason: String,
+    /// The past cases that caused the raise (empty for rules that read none),
+    /// so the platform can show the chain and an operator can undo a raise.
+    pub case_ids: Vec<String>,
+    /// Whether the raise counts towards the case's risk level (time limits do
+    /// not): only risk raises make a stored case raise its near-duplicates.
+    pub risk: bool,
 }
 
 /// A past case the judgement looked at.
@@ -77,7 +83,12 @@ pub struct SimilarCase {
     pub case_id: String,
     /// Cosine similarity of the two texts' vectors.
     pub score: f32,
+    /// The level it is filed under.
     pub level: RiskLevel,
+    /// Its risk level: what the `similar_escalated` rule compares (see `Case`).
+    pub risk_level: RiskLevel,
+    /// Rule ids of the raises it was filed with.
+    pub escalations: Vec<String>,
     pub labels: Vec<Label>,
     pub district: Option<String>,
     #[schema(format = DateTime)]
@@ -141,7 +152,16 @@ pub struct Case {
     /// Absent when the service is set not to store texts.
     pub text: Option<String>,
     pub labels: Vec<Label>,
+    /// The level it is filed under: after escalation, or people's decision.
     pub level: RiskLevel,
+    /// The level the model read from the text alone (absent on cases stored
+    /// before it was kept).
+    pub base_level: Option<RiskLevel>,
+    /// The text's level raised by risk rules only, or people's level: what
+    /// `similar_escalated` reads when this case is a later case's neighbour.
+    pub risk_level: RiskLevel,
+    /// Rule ids of the raises from `base_level` to `level`, in order.
+    pub escalations: Vec<String>,
     pub district: Option<String>,
     /// Salted SHA-256 of the reporter, hex.
     pub reporter_hash: Option<String>,

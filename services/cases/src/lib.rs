@@ -27,7 +27,15 @@ pub struct CaseRecord {
     pub case_id: String,
     pub text: Option<String>,
     pub labels: Vec<Label>,
+    /// The level it is filed under: after escalation, or people's decision.
     pub level: RiskLevel,
+    /// The level the model read from the text alone.
+    pub base_level: Option<RiskLevel>,
+    /// The text's level raised by risk rules only, or people's level: what a
+    /// later similar case's `similar_escalated` rule reads (see [`CaseRecord::risk`]).
+    pub risk_level: Option<RiskLevel>,
+    /// The rule ids of the raises from `base_level` to `level`, in order.
+    pub escalations: Vec<String>,
     pub district: Option<String>,
     pub reporter_hash: Option<String>,
     pub received_at: Option<i64>,
@@ -35,6 +43,14 @@ pub struct CaseRecord {
     pub indexed_at: i64,
     /// Empty when read back without vectors.
     pub vector: Vec<f32>,
+}
+
+impl CaseRecord {
+    /// The level this case's risk reached. Cases stored before the risk level
+    /// was kept are read at their filed level, as they were then.
+    pub fn risk(&self) -> RiskLevel {
+        self.risk_level.unwrap_or(self.level)
+    }
 }
 
 /// Conditions every hit must meet. Empty fields do not filter.

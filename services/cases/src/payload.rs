@@ -15,6 +15,12 @@ pub struct CasePayload {
     /// The level as a number (blue 0 … red 3), for `min_level` range filters.
     pub level_rank: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_level: Option<RiskLevel>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_level: Option<RiskLevel>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalations: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub district: Option<String>,
     /// Salted hash of the reporter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -34,6 +40,9 @@ impl CasePayload {
             labels: c.labels.clone(),
             level: c.level,
             level_rank: c.level.index() as i64,
+            base_level: c.base_level,
+            risk_level: c.risk_level,
+            escalations: c.escalations.clone(),
             district: c.district.clone(),
             reporter: c.reporter_hash.clone(),
             received_at: c.received_at,
@@ -61,6 +70,9 @@ impl CasePayload {
             text: self.text,
             labels: self.labels,
             level: self.level,
+            base_level: self.base_level,
+            risk_level: self.risk_level,
+            escalations: self.escalations,
             district: self.district,
             reporter_hash: self.reporter,
             received_at: self.received_at,

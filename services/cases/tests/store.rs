@@ -27,6 +27,9 @@ fn case(
         text: Some(format!("text of {id}")),
         labels: labels.to_vec(),
         level,
+        base_level: Some(level),
+        risk_level: Some(level),
+        escalations: Vec::new(),
         district: Some(district.into()),
         reporter_hash: Some(reporter.into()),
         received_at: Some(received),
@@ -41,7 +44,10 @@ fn ids(hits: &[triage_cases::Hit]) -> Vec<&str> {
 }
 
 async fn contract(store: &dyn CaseStore) {
-    let a = case("a", unit(0, 0.0), &[Label::Violence, Label::Retaliation], RiskLevel::Red, "东城", "r1", 1_000);
+    let mut a = case("a", unit(0, 0.0), &[Label::Violence, Label::Retaliation], RiskLevel::Red, "东城", "r1", 1_000);
+    // Raised from orange by a risk rule, then capped: the escalation history travels with the case.
+    a.base_level = Some(RiskLevel::Orange);
+    a.escalations = vec!["collective_livelihood".into()];
     let b = case("b", unit(0, 0.5), &[Label::Livelihood], RiskLevel::Yellow, "西城", "r1", 2_000);
     let c = case("c", unit(3, 0.0), &[Label::Collective, Label::Livelihood], RiskLevel::Orange, "东城", "r2", 3_000);
     store.upsert(vec![a.clone(), b.clone(), c.clone()]).await.unwrap();
@@ -56,6 +62,8 @@ async fn contract(store: &dyn CaseStore) {
     let got = store.get("a", true).await.unwrap().expect("a is stored");
     assert_eq!(got.labels, a.labels);
     assert_eq!(got.level, RiskLevel::Red);
+    assert_eq!((got.base_level, got.risk_level), (Some(RiskLevel::Orange), Some(RiskLevel::Red)));
+    assert_eq!(got.escalations, ["collective_livelihood"]);
     assert_eq!(got.text.as_deref(), Some("text of a"));
     assert_eq!(got.received_at, Some(1_000));
     assert_eq!(got.vector.len(), DIM);

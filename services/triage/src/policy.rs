@@ -1,9 +1,17 @@
 //! Escalation (提级): rules from `models/policy.toml` that raise a level with
 //! context the text alone cannot show — repeat petitions, similar past cases
 //! that escalated, 13715 time limits passed, collective action on a
-//! livelihood matter. Rules only raise; each raise names its rule and says why
-//! in Chinese. The policy is pure: the caller looks up the past cases (see
-//! [`Policy::lookups`]) and passes them in as [`Facts`].
+//! livelihood matter. Rules only raise; each raise names its rule, the past
+//! cases that caused it, and says why in Chinese. The policy is pure: the
+//! caller looks up the past cases (see [`Policy::lookups`]) and passes them in
+//! as [`Facts`].
+//!
+//! Rules are of two sorts. *Risk* rules read what the case says and who else
+//! said it (repeat petitions, similar escalated cases, collective action);
+//! the others (time limits) read only how the workflow went. Risk rules apply
+//! first, so the level they reach — the case's *risk level* — is a step of the
+//! chain and is what a later case's `similar_escalated` reads: a case raised
+//! only for being late never makes its near-duplicates orange.
 
 use serde::Deserialize;
 use triage_proto::{Escalation, Label, RiskLevel};
@@ -35,6 +43,8 @@ pub struct Policy {
 pub struct SimilarSettings {
     pub top_k: usize,
     pub min_score: f32,
+    /// The precision on the pairs set that `min_score` was chosen for.
+    pub precision: Option<f32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -47,6 +57,28 @@ pub struct Rule {
     pub at_least: Option<RiskLevel>,
     #[serde(default = "orange")]
     pub at_most: RiskLevel,
+    /// Whether a raise by this rule counts towards the case's risk level
+    /// (default: every kind but `time_limit`, which may not count).
+    pub risk: Option<bool>,
+    /// The precision on the pairs set (`models/pairs`) that `min_similarity`
+    /// was chosen for by `triage policy calibrate`; a test holds it.
+    pub precision: Option<f32>,
+}
+
+impl Rule {
+    pub fn counts_as_risk(&self) -> bool {
+        self.risk.unwrap_or(!matches!(self.kind, RuleKind::TimeLimit { .. }))
+    }
+
+    /// The similarity threshold the rule reads, if any.
+    pub fn min_similarity(&self) -> Option<f32> {
+        match self.kind {
+            RuleKind::RepeatPetition { min_similarity, .. } | RuleKind::SimilarEscalated { min_similarity, .. } => {
+                Some(min_similarity)
+            }
+            _ => None,
+        }
+    }
 }
 
 fn one() -> usize {
@@ -112,7 +144,9 @@ impl Workflow {
 pub struct PastCase {
     pub case_id: String,
     pub score: f32,
-    pub level: RiskLevel,
+    /// Its risk level: the text's level raised by risk rules only, or the
+    /// level people gave it (see [`Outcome::risk_level`]).
+    pub risk_level: RiskLevel,
     pub received_at: Option<i64>,
 }
 
@@ -128,6 +162,16 @@ pub struct Facts {
     pub similar: Vec<PastCase>,
     /// Similar cases by the same reporter (see [`Lookups::repeat`]); empty without a reporter.
     pub same_reporter: Vec<PastCase>,
+}
+
+/// The final level, the raises that led to it, and the level the risk rules
+/// alone reached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub level: RiskLevel,
+    /// The text's level raised by risk rules only: what a later similar case reads.
+    pub risk_level: RiskLevel,
+    pub escalations: Vec<Escalation>,
 }
 
 /// What past cases the caller must look up for the rules.
@@ -158,6 +202,18 @@ impl Policy {
             }
             if r.at_least.is_some_and(|l| l > r.at_most) {
                 return Err(PolicyError::Invalid(format!("rule {:?}: at_least is above at_most", r.id)));
+            }
+            if r.risk == Some(true) && matches!(r.kind, RuleKind::TimeLimit { .. }) {
+                return Err(PolicyError::Invalid(format!(
+                    "rule {:?}: a time-limit raise says nothing about the text and cannot count as risk",
+                    r.id
+                )));
+            }
+            if r.precision.is_some() && r.min_similarity().is_none() {
+                return Err(PolicyError::Invalid(format!("rule {:?}: precision belongs to similarity rules", r.id)));
+            }
+            if r.precision.or(self.similar.precision).is_some_and(|p| !(0.0..=1.0).contains(&p)) {
+                return Err(PolicyError::Invalid(format!("rule {:?}: precision must be in [0, 1]", r.id)));
             }
             let bad_sim = |s: f32| !(-1.0..=1.0).contains(&s);
             match &r.kind {
@@ -203,20 +259,35 @@ impl Policy {
         Lookups { similar_top_k: self.similar.top_k, similar_min_score: min_rule, repeat }
     }
 
-    /// The final level and the raises that led to it, rule by rule in file order.
-    pub fn escalate(&self, f: &Facts) -> (RiskLevel, Vec<Escalation>) {
+    /// The final level and the raises that led to it: risk rules first, then
+    /// the others, each group in file order.
+    pub fn escalate(&self, f: &Facts) -> Outcome {
         let mut level = f.base_level;
-        let mut out = Vec::new();
+        let mut escalations = Vec::new();
         let overdue = self.latest_overdue_stage(f);
-        for rule in &self.rules {
-            let Some(reason) = self.fires(rule, f, overdue) else { continue };
-            let to = raise(level, rule);
-            if to > level {
-                out.push(Escalation { from: level, to, rule: rule.id.clone(), reason });
-                level = to;
+        let (risk, other): (Vec<&Rule>, Vec<&Rule>) = self.rules.iter().partition(|r| r.counts_as_risk());
+        let mut risk_level = level;
+        for (rules, counts) in [(risk, true), (other, false)] {
+            for rule in rules {
+                let Some((reason, case_ids)) = self.fires(rule, f, overdue) else { continue };
+                let to = raise(level, rule);
+                if to > level {
+                    escalations.push(Escalation {
+                        from: level,
+                        to,
+                        rule: rule.id.clone(),
+                        reason,
+                        case_ids,
+                        risk: counts,
+                    });
+                    level = to;
+                }
+            }
+            if counts {
+                risk_level = level;
             }
         }
-        (level, out)
+        Outcome { level, risk_level, escalations }
     }
 
     /// The latest 13715 stage whose limit has passed, among the policy's time-limit rules.
@@ -238,38 +309,48 @@ impl Policy {
             .max()
     }
 
-    /// Why the rule fires on these facts, or None.
-    fn fires(&self, rule: &Rule, f: &Facts, overdue: Option<Stage>) -> Option<String> {
+    /// Why the rule fires on these facts and the past cases that made it, or None.
+    fn fires(&self, rule: &Rule, f: &Facts, overdue: Option<Stage>) -> Option<(String, Vec<String>)> {
         match &rule.kind {
             RuleKind::RepeatPetition { min_cases, within_days, min_similarity } => {
                 let since = f.now - within_days * DAY;
-                let n = f
+                let ids: Vec<String> = f
                     .same_reporter
                     .iter()
                     .filter(|c| c.score >= *min_similarity && c.received_at.is_none_or(|t| t >= since))
-                    .count();
+                    .map(|c| c.case_id.clone())
+                    .collect();
+                let n = ids.len();
                 (n >= *min_cases).then(|| {
-                    format!("同一信访人{within_days}天内已有{n}件相似诉求（相似度≥{min_similarity:.2}），属重复信访")
+                    let why = format!(
+                        "同一信访人{within_days}天内已有{n}件相似诉求（相似度≥{min_similarity:.2}），属重复信访"
+                    );
+                    (why, ids)
                 })
             }
             RuleKind::SimilarEscalated { min_similarity, min_level } => {
-                let best = f
-                    .similar
-                    .iter()
-                    .filter(|c| c.score >= *min_similarity && c.level >= *min_level)
-                    .max_by(|a, b| a.score.total_cmp(&b.score))?;
-                Some(format!("相似历史案件{}（相似度{:.2}）曾定为{}色预警", best.case_id, best.score, best.level.zh()))
+                let mut hits: Vec<&PastCase> =
+                    f.similar.iter().filter(|c| c.score >= *min_similarity && c.risk_level >= *min_level).collect();
+                hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+                let best = hits.first()?;
+                let why = format!(
+                    "相似历史案件{}（相似度{:.2}）按风险定为{}色预警",
+                    best.case_id,
+                    best.score,
+                    best.risk_level.zh()
+                );
+                Some((why, hits.iter().map(|c| c.case_id.clone()).collect()))
             }
             RuleKind::TimeLimit { stage, days } => (overdue == Some(*stage)).then(|| {
                 let state = match f.workflow.done_at(*stage) {
                     Some(_) => "逾期完成",
                     None => "至今未完成",
                 };
-                format!("超过13715时限：应在收件后{days}日内{}，{state}", stage.zh())
+                (format!("超过13715时限：应在收件后{days}日内{}，{state}", stage.zh()), Vec::new())
             }),
             RuleKind::CollectiveLivelihood => (f.flagged.contains(&Label::Collective)
                 && f.flagged.contains(&Label::Livelihood))
-            .then(|| "涉及民生诉求的群体性行为或越级上访倾向".to_string()),
+            .then(|| ("涉及民生诉求的群体性行为或越级上访倾向".to_string(), Vec::new())),
         }
     }
 }

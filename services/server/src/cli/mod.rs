@@ -9,6 +9,7 @@ mod input;
 mod judge;
 mod keys;
 mod model;
+mod policy;
 mod risk;
 mod serve;
 mod store;
@@ -80,6 +81,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Index past cases from a JSON Lines file, with a summary of what was skipped and why.
     Import(import::ImportArgs),
+    /// Measure the escalation policy's similarity thresholds on labelled case pairs.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Make API keys for the keys file.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -97,6 +101,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(a) => eval::run(a),
         Command::Serve(a) => serve::run(a).map(|()| ExitCode::SUCCESS),
         Command::Import(a) => import::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Policy(c) => policy::run(c),
         Command::Keys(c) => keys::run(c).map(|()| ExitCode::SUCCESS),
         Command::Cases(c) => cases::run(c).map(|()| ExitCode::SUCCESS),
     }

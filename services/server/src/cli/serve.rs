@@ -1,7 +1,7 @@
 //! `triage serve`: the HTTP service.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -23,9 +23,10 @@ pub struct ServeArgs {
     /// when that does not exist, one admin key is made and printed once.
     #[arg(long, env = "TRIAGE_KEYS")]
     pub keys: Option<PathBuf>,
-    /// Escalation policy (reloaded on SIGHUP). When the file is missing, the built-in copy of models/policy.toml is used.
-    #[arg(long, env = "TRIAGE_POLICY", default_value = "models/policy.toml")]
-    pub policy: PathBuf,
+    /// Escalation policy (reloaded on SIGHUP). Default: models/policy.toml when it
+    /// exists, else the built-in copy of it. A path that is given must exist.
+    #[arg(long, env = "TRIAGE_POLICY")]
+    pub policy: Option<PathBuf>,
     /// Most texts waiting for or in inference; beyond it requests get 503 with Retry-After.
     #[arg(long, env = "TRIAGE_QUEUE_SIZE", default_value_t = 128)]
     pub queue_size: usize,
@@ -71,14 +72,22 @@ fn seconds(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }
 
-fn load_policy(path: &PathBuf) -> anyhow::Result<(Policy, Option<PathBuf>)> {
-    if path.exists() {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let p = Policy::from_toml(&text).with_context(|| format!("in {}", path.display()))?;
-        return Ok((p, Some(path.clone())));
-    }
-    tracing::warn!(path = %path.display(), "policy file not found; using the built-in policy");
-    Ok((Policy::builtin()?, None))
+/// Where the policy is read from when no path is given (run from the repository).
+const DEFAULT_POLICY_PATH: &str = "models/policy.toml";
+
+fn load_policy(given: Option<&PathBuf>) -> anyhow::Result<(Policy, Option<PathBuf>)> {
+    let path = match given {
+        Some(p) => p.clone(),
+        None if Path::new(DEFAULT_POLICY_PATH).exists() => PathBuf::from(DEFAULT_POLICY_PATH),
+        None => {
+            tracing::info!("no policy file given and none in models/; using the built-in policy");
+            return Ok((Policy::builtin()?, None));
+        }
+    };
+    // A mistyped path must not quietly fall back to other rules.
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading the policy {}", path.display()))?;
+    let p = Policy::from_toml(&text).with_context(|| format!("in {}", path.display()))?;
+    Ok((p, Some(path)))
 }
 
 fn load_keys(args: &ServeArgs) -> anyhow::Result<Keys> {
@@ -108,7 +117,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("installing the metrics recorder")?;
     args.store.private_data_dir()?;
     let keys = load_keys(&args)?;
-    let (policy, policy_path) = load_policy(&args.policy)?;
+    let (policy, policy_path) = load_policy(args.policy.as_ref())?;
     let triage = Arc::new(load_triage(&args.model, &args.risk)?);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {

@@ -14,17 +14,21 @@ use triage_proto::{
 
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
-use super::pipeline::{check_case_id, check_text, parse_labels, parse_level, parse_time, Filing};
+use super::pipeline::{check_case_id, check_text, parse_labels, parse_level, parse_time};
 use super::AppState;
 
 const DEFAULT_TOP_K: usize = 10;
 
 fn wire(c: CaseRecord) -> Case {
+    let risk_level = c.risk();
     Case {
         case_id: c.case_id,
         text: c.text,
         labels: c.labels,
         level: c.level,
+        base_level: c.base_level,
+        risk_level,
+        escalations: c.escalations,
         district: c.district,
         reporter_hash: c.reporter_hash,
         received_at: c.received_at.and_then(Timestamp::from_unix).map(|t| t.to_string()),
@@ -58,11 +62,7 @@ pub async fn put_case(
     let ctx = state.context(req.context.as_ref(), None)?;
     let j = state.judge(vec![req.text.clone()]).await?.remove(0);
     let a = state.assess(&j, Some(&req.case_id), &ctx).await?;
-    let filing = Filing {
-        by_model: labels.is_none() || level.is_none(),
-        labels: labels.unwrap_or(a.flagged),
-        level: level.unwrap_or(a.level),
-    };
+    let filing = a.filing(labels, level);
     let rec = state.record(&req.case_id, &req.text, &j, filing, &ctx);
     state.store.upsert(vec![rec.clone()]).await?;
     Ok(Json(wire(CaseRecord { vector: Vec::new(), ..rec })))

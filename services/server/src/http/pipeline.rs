@@ -11,6 +11,7 @@ use triage_risk::{Judgement, TriageError};
 use super::error::{ApiError, ApiResult};
 use super::queue::QueueError;
 use super::AppState;
+use crate::filing::{Filing, ModelView, Origin};
 
 /// Longest case id accepted.
 const MAX_CASE_ID: usize = 200;
@@ -144,60 +145,66 @@ impl AppState {
             similar: similar_hits.iter().map(past).collect(),
             same_reporter: same_reporter.iter().map(past).collect(),
         };
-        let (level, escalations) = policy.escalate(&facts);
+        let outcome = policy.escalate(&facts);
         let similar = similar_hits
             .iter()
             .map(|h| SimilarCase {
                 case_id: h.case.case_id.clone(),
                 score: h.score,
                 level: h.case.level,
+                risk_level: h.case.risk(),
+                escalations: h.case.escalations.clone(),
                 labels: h.case.labels.clone(),
                 district: h.case.district.clone(),
                 received_at: h.case.received_at.and_then(Timestamp::from_unix).map(|t| t.to_string()),
                 same_reporter: ctx.reporter_hash.is_some() && h.case.reporter_hash == ctx.reporter_hash,
             })
             .collect();
-        Ok(Assessment { level, escalations, similar, flagged })
+        Ok(Assessment {
+            level: outcome.level,
+            risk_level: outcome.risk_level,
+            escalations: outcome.escalations,
+            similar,
+            flagged,
+        })
     }
 
     pub fn record(&self, case_id: &str, text: &str, j: &Judgement, filing: Filing, ctx: &Context) -> CaseRecord {
-        CaseRecord {
-            case_id: case_id.to_string(),
-            text: self.store_text.then(|| text.to_string()),
-            labels: filing.labels,
-            level: filing.level,
+        let origin = Origin {
             district: ctx.district.clone(),
             reporter_hash: ctx.reporter_hash.clone(),
             received_at: ctx.workflow.received_at,
-            model_version: filing.by_model.then(|| j.model_version.clone()),
-            indexed_at: Timestamp::now().unix(),
-            vector: j.embedding.clone(),
-        }
+        };
+        let text = self.store_text.then(|| text.to_string());
+        crate::filing::record(case_id, text, j, filing, origin, Timestamp::now().unix())
     }
 }
 
 fn past(h: &Hit) -> PastCase {
-    PastCase { case_id: h.case.case_id.clone(), score: h.score, level: h.case.level, received_at: h.case.received_at }
+    PastCase {
+        case_id: h.case.case_id.clone(),
+        score: h.score,
+        risk_level: h.case.risk(),
+        received_at: h.case.received_at,
+    }
 }
 
-/// What a stored case is filed under: the model's labels and level (after
-/// escalation), or people's decisions when the platform sends them.
-pub struct Filing {
-    pub labels: Vec<Label>,
-    pub level: RiskLevel,
-    /// The model's judgement stands in for at least one of the two, so the
-    /// record carries the model version.
-    pub by_model: bool,
-}
-
-impl Filing {
-    pub fn by_model(a: &Assessment) -> Self {
-        Self { labels: a.flagged.clone(), level: a.level, by_model: true }
+impl Assessment {
+    /// What the case is stored under: people's labels and level where sent, the model's otherwise.
+    pub fn filing(&self, labels: Option<Vec<Label>>, level: Option<RiskLevel>) -> Filing {
+        let model = ModelView {
+            flagged: &self.flagged,
+            level: self.level,
+            risk_level: self.risk_level,
+            escalations: &self.escalations,
+        };
+        Filing::new(model, labels, level)
     }
 }
 
 pub struct Assessment {
     pub level: RiskLevel,
+    pub risk_level: RiskLevel,
     pub escalations: Vec<Escalation>,
     pub similar: Vec<SimilarCase>,
     pub flagged: Vec<Label>,

@@ -8,7 +8,7 @@ use triage_proto::{BatchRequest, BatchResponse, ErrorBody, ErrorCode, TriageRequ
 
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
-use super::pipeline::{check_case_id, check_text, response, where_, Context, Filing};
+use super::pipeline::{check_case_id, check_text, response, where_, Context};
 use super::AppState;
 
 /// Checks one item before any work is queued.
@@ -32,7 +32,7 @@ async fn finish(
     let a = state.assess(&j, req.case_id.as_deref(), &ctx).await?;
     let stored = match (&req.case_id, req.store) {
         (Some(id), true) => {
-            let rec = state.record(id, &req.text, &j, Filing::by_model(&a), &ctx);
+            let rec = state.record(id, &req.text, &j, a.filing(None, None), &ctx);
             state.store.upsert(vec![rec]).await?;
             true
         }
