@@ -140,19 +140,28 @@ impl InferenceQueue {
     /// future takes the texts not yet judged off the queue.
     pub async fn judge(&self, texts: Vec<String>) -> Result<Vec<Judgement>, QueueError> {
         let n = u32::try_from(texts.len()).map_err(|_| QueueError::Full { retry_after: MAX_RETRY_AFTER })?;
-        let permit = match self.slots.clone().try_acquire_many_owned(n) {
-            Ok(p) => p,
-            Err(TryAcquireError::NoPermits) => {
-                metrics::counter!("triage_overloaded_total").increment(1);
-                return Err(QueueError::Full { retry_after: self.drain.retry_after() });
-            }
-            Err(TryAcquireError::Closed) => return Err(QueueError::Stopped),
-        };
         let pending: VecDeque<Part> = texts
             .into_iter()
             .enumerate()
             .map(|(index, text)| Part { index, cost: self.triage.cost(&text), text })
             .collect();
+        // Counted in the drain time before they count in the depth, so that no
+        // request sees them in the queue but not in its Retry-After.
+        let cost: usize = pending.iter().map(|p| p.cost).sum();
+        self.drain.queued_tokens.fetch_add(cost, Ordering::Relaxed);
+        let permit = match self.slots.clone().try_acquire_many_owned(n) {
+            Ok(p) => p,
+            Err(e) => {
+                self.drain.done(cost);
+                return Err(match e {
+                    TryAcquireError::NoPermits => {
+                        metrics::counter!("triage_overloaded_total").increment(1);
+                        QueueError::Full { retry_after: self.drain.retry_after() }
+                    }
+                    TryAcquireError::Closed => QueueError::Stopped,
+                });
+            }
+        };
         let (reply, rx) = oneshot::channel();
         let job = Job {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -161,8 +170,6 @@ impl InferenceQueue {
             reply,
             _permit: permit,
         };
-        let cost = job.pending_cost();
-        self.drain.queued_tokens.fetch_add(cost, Ordering::Relaxed);
         if self.tx.send(job).is_err() {
             self.drain.done(cost);
             return Err(QueueError::Stopped);
