@@ -7,6 +7,8 @@ mod conn;
 mod error;
 mod ops;
 mod pipeline;
+#[cfg(test)]
+mod props;
 mod queue;
 mod triage;
 
