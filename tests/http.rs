@@ -215,6 +215,7 @@ fn escalation_reads_past_risk_not_past_lateness() {
     let v = call(3, "13700002222", "2026-11-10T09:00:00+08:00", "2026-11-10T10:00:00+08:00");
     assert_eq!(rules(&v), ["similar_escalated"], "{v}");
     assert_eq!(v["escalations"][0]["case_ids"], json!(["water-3"]), "{v}");
+    assert_eq!(v["escalations"][0]["risk"], false, "a similar-case raise is not passed on: {v}");
 
     // The store keeps the text's level, the risk level and the raises apart, and search shows them.
     let (st, c, _) = s.call("GET", "/v1/cases/water-1", Some(ANALYST), None);

@@ -170,6 +170,11 @@ fn a_risk_raise_is_passed_on_and_names_its_past_cases() {
     assert_eq!(rules(&o2.escalations), ["similar_escalated"]);
     assert_eq!(o2.escalations[0].case_ids, ["r-3"], "only past cases over the threshold are named");
     assert!(o2.escalations[0].reason.contains("r-3"));
+    // One hop: that raise is not risk, so the raised case does not pass it on.
+    assert_eq!((o2.level, o2.risk_level, o2.escalations[0].risk), (RiskLevel::Orange, RiskLevel::Yellow, false));
+    let mut h = facts(RiskLevel::Yellow);
+    h.similar = vec![past("raised-by-neighbour", 0.99, o2.risk_level, 1)];
+    assert!(p.escalate(&h).escalations.is_empty());
 }
 
 #[test]
