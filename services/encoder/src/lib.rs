@@ -13,6 +13,7 @@
 pub mod bert;
 pub mod blob;
 pub mod delta;
+pub mod int8;
 pub mod tokenize;
 
 use std::path::{Path, PathBuf};
