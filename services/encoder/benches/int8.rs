@@ -15,8 +15,15 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    // (tokens, out, in): fused QKV, attention output, FFN in (GELU), FFN out.
-    let shapes = [(110, 1152, 384, "qkv"), (110, 384, 384, "ao"), (110, 1536, 384, "fi"), (110, 384, 1536, "fo")];
+    // (tokens, out, in): fused QKV, attention output, FFN in (GELU), FFN out;
+    // FFN in once more without its GELU, to show what the epilogue costs.
+    let shapes = [
+        (110, 1152, 384, "qkv"),
+        (110, 384, 384, "ao"),
+        (110, 1536, 384, "fi"),
+        (110, 1536, 384, "fi_without_gelu"),
+        (110, 384, 1536, "fo"),
+    ];
     let threads = rayon::current_num_threads();
     for kernel in Kernel::ALL.into_iter().filter(|k| k.supported()) {
         for &(m, n, k, name) in &shapes {

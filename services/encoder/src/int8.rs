@@ -92,6 +92,25 @@ impl Kernel {
         }
     }
 
+    /// Runs `f` compiled for this kernel's instruction set: the glue around
+    /// the matmuls (attention, GELU, LayerNorm) is plain Rust written to
+    /// vectorise, and inlined here it gets 512-bit vectors on an AVX-512 CPU
+    /// without a separate build. `f` must be small enough to inline (one call
+    /// site); the portable kernel runs it as compiled.
+    #[inline(always)]
+    pub fn run<R>(self, f: impl FnOnce() -> R) -> R {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a kernel is only chosen when the CPU has its instructions
+            // (`Kernel::choose`), and each wrapper enables no more than those.
+            Kernel::Avx512Vnni => unsafe { x86::with_avx512(f) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Kernel::AvxVnni | Kernel::Avx2 => unsafe { x86::with_avx2(f) },
+            _ => f(),
+        }
+    }
+
     /// Largest weight magnitude: 7 bits where `vpmaddubsw` would saturate.
     fn weight_max(self) -> f32 {
         if self == Kernel::Avx2 {
@@ -220,7 +239,9 @@ impl PackedLinear {
                 col_sum[c] += q as i32;
             }
         }
-        Self { kernel, n, k, kp, data, scale, col_sum, bias: bias.to_vec() }
+        let mut padded_bias = vec![0f32; panels * NR];
+        padded_bias[..n].copy_from_slice(bias);
+        Self { kernel, n, k, kp, data, scale, col_sum, bias: padded_bias }
     }
 
     pub fn out_dim(&self) -> usize {
@@ -263,7 +284,8 @@ impl PackedLinear {
                     // two threads write the same element, and `row < m`,
                     // `p·NR + cols ≤ n` keep the slice inside `out` (m × n).
                     let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(row * n + p * NR), cols) };
-                    self.finish(&acc[r * NR..r * NR + cols], x.scale[row], x.zero[row], p * NR, row, epilogue, dst);
+                    let acc = acc[r * NR..(r + 1) * NR].try_into().expect("NR lanes");
+                    self.finish(acc, x.scale[row], x.zero[row], p * NR, row, epilogue, dst);
                 }
                 r0 += rows;
             }
@@ -293,23 +315,101 @@ impl PackedLinear {
         }
     }
 
-    /// The epilogue for one row of one panel.
+    /// The epilogue for one row of one panel. It runs on whole panels (the
+    /// per-channel arrays are padded to them) so that the loops have a fixed
+    /// length and vectorise without remainders; `dst` takes the real columns.
     #[allow(clippy::too_many_arguments)]
-    fn finish(&self, acc: &[i32], xs: f32, xz: i32, c0: usize, row: usize, epilogue: Epilogue, dst: &mut [f32]) {
-        let cols = dst.len();
-        let (ws, cs, bias) = (&self.scale[c0..c0 + cols], &self.col_sum[c0..c0 + cols], &self.bias[c0..c0 + cols]);
-        for i in 0..cols {
-            dst[i] = xs * ws[i] * (acc[i] - xz * cs[i]) as f32 + bias[i];
+    fn finish(&self, acc: &[i32; NR], xs: f32, xz: i32, c0: usize, row: usize, epilogue: Epilogue, dst: &mut [f32]) {
+        let panel = |v: &[f32]| -> [f32; NR] { v[c0..c0 + NR].try_into().expect("padded to whole panels") };
+        let (ws, bias) = (panel(&self.scale), panel(&self.bias));
+        let cs: &[i32; NR] = self.col_sum[c0..c0 + NR].try_into().expect("padded to whole panels");
+        let mut y = [0f32; NR];
+        for i in 0..NR {
+            y[i] = xs * ws[i] * (acc[i] - xz * cs[i]) as f32 + bias[i];
         }
         match epilogue {
             Epilogue::Bias => {}
-            Epilogue::Gelu => dst.iter_mut().for_each(|v| *v = gelu(*v)),
+            Epilogue::Gelu => y.iter_mut().for_each(|v| *v = gelu(*v)),
             Epilogue::Residual(r) => {
-                let r = &r[row * self.n + c0..row * self.n + c0 + cols];
-                dst.iter_mut().zip(r).for_each(|(v, r)| *v += r);
+                let r = &r[row * self.n + c0..][..dst.len()];
+                y.iter_mut().zip(r).for_each(|(v, r)| *v += r);
             }
         }
+        // A whole panel is a fixed-size copy (a library memcpy call otherwise).
+        match <&mut [f32; NR]>::try_from(&mut *dst) {
+            Ok(whole) => *whole = y,
+            Err(_) => dst.copy_from_slice(&y[..dst.len()]),
+        }
     }
+}
+
+/// Query rows per block of the attention products, and keys (or value
+/// columns) per block: `QB × AB` accumulators fill the registers.
+pub(crate) const QB: usize = 4;
+pub(crate) const AB: usize = 32;
+
+/// Attention scores for `QB` query rows: `scores[r·lp + j] = Σ_d q[r·hd + d] ·
+/// kt[d·lp + j]`, the keys transposed (`hd × lp`) with `lp` a multiple of [`AB`].
+pub(crate) fn attention_scores(kernel: Kernel, q: &[f32], kt: &[f32], hd: usize, lp: usize, scores: &mut [f32]) {
+    assert!(q.len() == QB * hd && kt.len() == hd * lp && scores.len() == QB * lp && lp.is_multiple_of(AB));
+    #[cfg(target_arch = "x86_64")]
+    if kernel == Kernel::Avx512Vnni {
+        // SAFETY: that kernel is only chosen on a CPU with AVX-512F; the
+        // lengths were checked above.
+        return unsafe { x86::scores512(q, kt, hd, lp, scores) };
+    }
+    kernel.run(|| {
+        for j0 in (0..lp).step_by(AB) {
+            let mut acc = [[0f32; AB]; QB];
+            for d in 0..hd {
+                let k: &[f32; AB] = kt[d * lp + j0..][..AB].try_into().expect("AB keys");
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let qv = q[r * hd + d];
+                    acc.iter_mut().zip(k).for_each(|(a, k)| *a = qv.mul_add(*k, *a));
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                scores[r * lp + j0..][..AB].copy_from_slice(acc);
+            }
+        }
+    })
+}
+
+/// Attention output for `QB` rows of probabilities: `out[r·hd + c] =
+/// Σ_{j<len} p[r·lp + j] · v[j·stride + c]`, `hd` a multiple of [`AB`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attention_values(
+    kernel: Kernel,
+    p: &[f32],
+    lp: usize,
+    len: usize,
+    v: &[f32],
+    stride: usize,
+    hd: usize,
+    out: &mut [f32],
+) {
+    assert!(p.len() == QB * lp && len >= 1 && len <= lp && hd.is_multiple_of(AB) && out.len() == QB * hd);
+    assert!(stride >= hd && v.len() >= (len - 1) * stride + hd);
+    #[cfg(target_arch = "x86_64")]
+    if kernel == Kernel::Avx512Vnni {
+        // SAFETY: as in `attention_scores`; the lengths were checked above.
+        return unsafe { x86::values512(p, lp, len, v, stride, hd, out) };
+    }
+    kernel.run(|| {
+        for c0 in (0..hd).step_by(AB) {
+            let mut acc = [[0f32; AB]; QB];
+            for j in 0..len {
+                let vj: &[f32; AB] = v[j * stride + c0..][..AB].try_into().expect("AB values");
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let pr = p[r * lp + j];
+                    acc.iter_mut().zip(vj).for_each(|(a, v)| *a = pr.mul_add(*v, *a));
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                out[r * hd + c0..][..AB].copy_from_slice(acc);
+            }
+        }
+    })
 }
 
 /// The output pointer shared by the tasks of one `forward`.
@@ -347,7 +447,7 @@ fn portable(a: &[u8], stride: usize, rows: usize, b: &[i8], k4: usize, acc: &mut
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::NR;
+    use super::{AB, NR, QB};
 
     /// Dispatches a row count to the const-generic tile, so that the row loop
     /// unrolls and the accumulators live in registers.
@@ -361,6 +461,92 @@ mod x86 {
         (@call $f:ident, $n:literal, ($($arg:expr),*)) => {
             $f::<$n>($($arg),*)
         };
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512F/BW/VL and FMA.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
+    pub(super) unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
+    /// [`super::attention_scores`] on 2 × 4 zmm accumulators.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; the slices must have the lengths that
+    /// `attention_scores` checks.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn scores512(q: &[f32], kt: &[f32], hd: usize, lp: usize, scores: &mut [f32]) {
+        for j0 in (0..lp).step_by(AB) {
+            let mut acc = [[_mm512_setzero_ps(); 2]; QB];
+            for d in 0..hd {
+                // SAFETY: `d·lp + j0 + 32 ≤ hd·lp = kt.len()`.
+                let (k0, k1) = unsafe {
+                    let k = kt.as_ptr().add(d * lp + j0);
+                    (_mm512_loadu_ps(k), _mm512_loadu_ps(k.add(16)))
+                };
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let qv = _mm512_set1_ps(q[r * hd + d]);
+                    acc[0] = _mm512_fmadd_ps(qv, k0, acc[0]);
+                    acc[1] = _mm512_fmadd_ps(qv, k1, acc[1]);
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                // SAFETY: `r·lp + j0 + 32 ≤ QB·lp = scores.len()`.
+                unsafe {
+                    let o = scores.as_mut_ptr().add(r * lp + j0);
+                    _mm512_storeu_ps(o, acc[0]);
+                    _mm512_storeu_ps(o.add(16), acc[1]);
+                }
+            }
+        }
+    }
+
+    /// [`super::attention_values`] on 2 × 4 zmm accumulators.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; the slices must have the lengths that
+    /// `attention_values` checks.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn values512(
+        p: &[f32],
+        lp: usize,
+        len: usize,
+        v: &[f32],
+        stride: usize,
+        hd: usize,
+        out: &mut [f32],
+    ) {
+        for c0 in (0..hd).step_by(AB) {
+            let mut acc = [[_mm512_setzero_ps(); 2]; QB];
+            for j in 0..len {
+                // SAFETY: `j·stride + c0 + 32 ≤ (len − 1)·stride + hd ≤ v.len()`.
+                let (v0, v1) = unsafe {
+                    let vj = v.as_ptr().add(j * stride + c0);
+                    (_mm512_loadu_ps(vj), _mm512_loadu_ps(vj.add(16)))
+                };
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let pr = _mm512_set1_ps(p[r * lp + j]);
+                    acc[0] = _mm512_fmadd_ps(pr, v0, acc[0]);
+                    acc[1] = _mm512_fmadd_ps(pr, v1, acc[1]);
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                // SAFETY: `r·hd + c0 + 32 ≤ QB·hd = out.len()`.
+                unsafe {
+                    let o = out.as_mut_ptr().add(r * hd + c0);
+                    _mm512_storeu_ps(o, acc[0]);
+                    _mm512_storeu_ps(o.add(16), acc[1]);
+                }
+            }
+        }
     }
 
     /// [`super::quantize_row`] with AVX2: 8 lanes of min/max, then
@@ -529,24 +715,25 @@ pub fn gelu(x: f32) -> f32 {
 }
 
 /// erf as a rational function of x on [-4, 4] (saturated outside), branch-free
-/// so that loops over it vectorise; error under 1e-6 (Eigen's
+/// so that loops over it vectorise (plain multiply-adds, not `mul_add`,
+/// which is a libm call on a build without FMA); error under 1e-6 (Eigen's
 /// `generic_fast_erf_float` coefficients).
 #[inline(always)]
 pub fn erf(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
     let mut p = -2.726_142_3e-10_f32;
-    p = p.mul_add(x2, 2.770_681_4e-8);
-    p = p.mul_add(x2, -2.101_024e-6);
-    p = p.mul_add(x2, -5.692_506_4e-5);
-    p = p.mul_add(x2, -7.349_906_3e-4);
-    p = p.mul_add(x2, -2.954_6e-3);
-    p = p.mul_add(x2, -1.609_603_3e-2);
+    p = p * x2 + 2.770_681_4e-8;
+    p = p * x2 - 2.101_024e-6;
+    p = p * x2 - 5.692_506_4e-5;
+    p = p * x2 - 7.349_906_3e-4;
+    p = p * x2 - 2.954_6e-3;
+    p = p * x2 - 1.609_603_3e-2;
     let mut q = -1.456_607_2e-5_f32;
-    q = q.mul_add(x2, -2.133_740_6e-4);
-    q = q.mul_add(x2, -1.682_827e-3);
-    q = q.mul_add(x2, -7.373_329e-3);
-    q = q.mul_add(x2, -1.426_474e-2);
+    q = q * x2 - 2.133_740_6e-4;
+    q = q * x2 - 1.682_827e-3;
+    q = q * x2 - 7.373_329e-3;
+    q = q * x2 - 1.426_474e-2;
     // The rational function overshoots ±1 by an ulp or two near the clamp.
     (x * p / q).clamp(-1.0, 1.0)
 }
@@ -672,6 +859,34 @@ mod tests {
             let mut w: Vec<f32> = (0..n * k).map(|_| rng.uniform()).collect();
             w[..k].fill(0.0);
             check(kernel, m, n, k, &x, &w, &mut rng);
+        }
+    }
+
+    #[test]
+    fn attention_products_agree_on_every_path() {
+        let mut rng = Rng(5);
+        let (hd, len, stride) = (64, 45usize, 3 * 64 + 5);
+        let lp = len.next_multiple_of(AB);
+        let q: Vec<f32> = (0..QB * hd).map(|_| rng.uniform()).collect();
+        let mut kt: Vec<f32> = (0..hd * lp).map(|_| rng.uniform()).collect();
+        kt.chunks_exact_mut(lp).for_each(|r| r[len..].fill(0.0));
+        let p: Vec<f32> = (0..QB * lp).map(|_| rng.uniform().abs()).collect();
+        let v: Vec<f32> = (0..(len - 1) * stride + hd).map(|_| rng.uniform()).collect();
+        for kernel in kernels() {
+            let mut scores = vec![f32::NAN; QB * lp];
+            attention_scores(kernel, &q, &kt, hd, lp, &mut scores);
+            let mut out = vec![f32::NAN; QB * hd];
+            attention_values(kernel, &p, lp, len, &v, stride, hd, &mut out);
+            for r in 0..QB {
+                for j in 0..lp {
+                    let want: f32 = (0..hd).map(|d| q[r * hd + d] * kt[d * lp + j]).sum();
+                    assert!((scores[r * lp + j] - want).abs() < 1e-4, "{} score {r},{j}", kernel.name());
+                }
+                for c in 0..hd {
+                    let want: f32 = (0..len).map(|j| p[r * lp + j] * v[j * stride + c]).sum();
+                    assert!((out[r * hd + c] - want).abs() < 1e-4, "{} value {r},{c}", kernel.name());
+                }
+            }
         }
     }
 
