@@ -111,6 +111,29 @@ impl Kernel {
         }
     }
 
+    /// The kernel's instruction peak on one core, in multiply-adds per second:
+    /// twelve independent accumulator chains of its dot-product instruction
+    /// in registers, no memory traffic (the bound a kernel is measured
+    /// against). `None` for the portable kernel, which has no one instruction.
+    pub fn peak_macs_per_second(self) -> Option<f64> {
+        #[cfg(target_arch = "x86_64")]
+        if self != Kernel::Portable && self.supported() {
+            let iters = 2_000_000;
+            let start = std::time::Instant::now();
+            // SAFETY: the CPU has the kernel's instructions (checked above);
+            // the loops touch registers only.
+            let macs = unsafe {
+                match self {
+                    Kernel::Avx512Vnni => x86::peak512(iters),
+                    Kernel::AvxVnni => x86::peak_vnni256(iters),
+                    _ => x86::peak_avx2(iters),
+                }
+            };
+            return Some(macs as f64 / start.elapsed().as_secs_f64());
+        }
+        None
+    }
+
     /// Largest weight magnitude: 7 bits where `vpmaddubsw` would saturate.
     fn weight_max(self) -> f32 {
         if self == Kernel::Avx2 {
@@ -315,30 +338,52 @@ impl PackedLinear {
         }
     }
 
-    /// The epilogue for one row of one panel. It runs on whole panels (the
-    /// per-channel arrays are padded to them) so that the loops have a fixed
-    /// length and vectorise without remainders; `dst` takes the real columns.
+    /// The epilogue for one row of one panel, written straight into `dst`
+    /// when the panel is whole (through a fixed-size array, so the loops have
+    /// no remainders), through a local panel otherwise.
     #[allow(clippy::too_many_arguments)]
     fn finish(&self, acc: &[i32; NR], xs: f32, xz: i32, c0: usize, row: usize, epilogue: Epilogue, dst: &mut [f32]) {
-        let panel = |v: &[f32]| -> [f32; NR] { v[c0..c0 + NR].try_into().expect("padded to whole panels") };
-        let (ws, bias) = (panel(&self.scale), panel(&self.bias));
+        let residual = match epilogue {
+            Epilogue::Residual(r) => Some(&r[row * self.n + c0..][..dst.len()]),
+            _ => None,
+        };
+        let gelu = matches!(epilogue, Epilogue::Gelu);
+        match <&mut [f32; NR]>::try_from(&mut *dst) {
+            Ok(whole) => self.panel_epilogue(acc, xs, xz, c0, gelu, residual, whole),
+            Err(_) => {
+                let mut y = [0f32; NR];
+                self.panel_epilogue(acc, xs, xz, c0, gelu, residual, &mut y);
+                let cols = dst.len();
+                dst.copy_from_slice(&y[..cols]);
+            }
+        }
+    }
+
+    /// `y = scale · acc + bias`, then GELU or `+ residual` (as long as the
+    /// real columns); the per-channel arrays are padded to whole panels.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn panel_epilogue(
+        &self,
+        acc: &[i32; NR],
+        xs: f32,
+        xz: i32,
+        c0: usize,
+        gelu: bool,
+        residual: Option<&[f32]>,
+        y: &mut [f32; NR],
+    ) {
+        let ws: &[f32; NR] = self.scale[c0..c0 + NR].try_into().expect("padded to whole panels");
+        let bias: &[f32; NR] = self.bias[c0..c0 + NR].try_into().expect("padded to whole panels");
         let cs: &[i32; NR] = self.col_sum[c0..c0 + NR].try_into().expect("padded to whole panels");
-        let mut y = [0f32; NR];
         for i in 0..NR {
             y[i] = xs * ws[i] * (acc[i] - xz * cs[i]) as f32 + bias[i];
         }
-        match epilogue {
-            Epilogue::Bias => {}
-            Epilogue::Gelu => y.iter_mut().for_each(|v| *v = gelu(*v)),
-            Epilogue::Residual(r) => {
-                let r = &r[row * self.n + c0..][..dst.len()];
-                y.iter_mut().zip(r).for_each(|(v, r)| *v += r);
-            }
+        if gelu {
+            y.iter_mut().for_each(|v| *v = gelu_erf(*v));
         }
-        // A whole panel is a fixed-size copy (a library memcpy call otherwise).
-        match <&mut [f32; NR]>::try_from(&mut *dst) {
-            Ok(whole) => *whole = y,
-            Err(_) => dst.copy_from_slice(&y[..dst.len()]),
+        if let Some(r) = residual {
+            y.iter_mut().zip(r).for_each(|(v, r)| *v += r);
         }
     }
 }
@@ -461,6 +506,51 @@ mod x86 {
         (@call $f:ident, $n:literal, ($($arg:expr),*)) => {
             $f::<$n>($($arg),*)
         };
+    }
+
+    /// Twelve chains of `op` on constant operands the optimiser cannot see
+    /// through; returns the multiply-adds done.
+    macro_rules! peak_loop {
+        ($iters:expr, $zero:expr, $a:expr, $b:expr, $lanes:expr, |$acc:ident, $x:ident, $y:ident| $op:expr) => {{
+            let ($x, $y) = (std::hint::black_box($a), std::hint::black_box($b));
+            let mut accs = [$zero; 12];
+            for _ in 0..$iters {
+                for $acc in accs.iter_mut() {
+                    *$acc = $op;
+                }
+            }
+            std::hint::black_box(accs);
+            $iters * 12 * $lanes
+        }};
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512F/BW/VNNI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn peak512(iters: usize) -> usize {
+        let (a, b) = (_mm512_set1_epi32(0x0101_0101), _mm512_set1_epi32(0x0102_0304));
+        peak_loop!(iters, _mm512_setzero_si512(), a, b, 64, |acc, x, y| _mm512_dpbusd_epi32(*acc, x, y))
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2 and AVX-VNNI.
+    #[target_feature(enable = "avx2,avxvnni")]
+    pub(super) unsafe fn peak_vnni256(iters: usize) -> usize {
+        let (a, b) = (_mm256_set1_epi32(0x0101_0101), _mm256_set1_epi32(0x0102_0304));
+        peak_loop!(iters, _mm256_setzero_si256(), a, b, 32, |acc, x, y| _mm256_dpbusd_avx_epi32(*acc, x, y))
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn peak_avx2(iters: usize) -> usize {
+        let (a, ones) = (_mm256_set1_epi32(0x0101_0101), _mm256_set1_epi16(1));
+        // The accumulator feeds the multiply (as the i8 operand) so that the
+        // optimiser cannot hoist the multiplies out of the loop.
+        peak_loop!(iters, _mm256_setzero_si256(), a, ones, 32, |acc, x, y| _mm256_add_epi32(
+            *acc,
+            _mm256_madd_epi16(_mm256_maddubs_epi16(x, *acc), y)
+        ))
     }
 
     /// # Safety
@@ -710,7 +800,7 @@ mod x86 {
 
 /// GELU, erf form: `x/2 · (1 + erf(x/√2))`.
 #[inline(always)]
-pub fn gelu(x: f32) -> f32 {
+pub fn gelu_erf(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
@@ -933,7 +1023,7 @@ mod tests {
             let want = candle_core::cpu::erf::erf_f64(x as f64);
             assert!((erf(x) as f64 - want).abs() < 1e-6, "erf({x}) = {} vs {want}", erf(x));
             let g = 0.5 * x as f64 * (1.0 + candle_core::cpu::erf::erf_f64(x as f64 / 2f64.sqrt()));
-            assert!((gelu(x) as f64 - g).abs() < 1e-6 * (1.0 + x.abs() as f64), "gelu({x})");
+            assert!((gelu_erf(x) as f64 - g).abs() < 1e-6 * (1.0 + x.abs() as f64), "gelu_erf({x})");
         }
     }
 }

@@ -28,6 +28,9 @@ pub use delta::Delta;
 use int8_bert::Int8Bert;
 use tokenize::{TextTokenizer, Tokens};
 
+/// Upper bound on the tokens of one packed int8 batch.
+const INT8_BATCH_TOKENS: usize = 512;
+
 /// File names inside a model directory (written by `triage model fetch`).
 pub const MODEL_FILE: &str = "e5-small-q4.bin";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
@@ -167,7 +170,13 @@ impl Encoder {
             .enumerate()
             .map(|(i, t)| self.tokenize(t.as_ref()).map_err(|e| with_index(e, i)))
             .collect::<Result<Vec<_>, _>>()?;
-        let batches = plan_batches(&tokens, self.options.max_batch_tokens, self.options.max_batch_size);
+        let max_tokens = match self.model {
+            // Packed batches stay small enough for their activations to live in
+            // L2; the two cores then take whole batches (measured: BENCHMARKS.md).
+            Model::Int8(_) => self.options.max_batch_tokens.min(INT8_BATCH_TOKENS),
+            Model::Candle(_) => self.options.max_batch_tokens,
+        };
+        let batches = plan_batches(&tokens, max_tokens, self.options.max_batch_size);
         let results = batches.par_iter().map(|rows| self.run_batch(&tokens, rows)).collect::<Result<Vec<_>, _>>()?;
         let mut out: Vec<Option<Embedding>> = vec![None; texts.len()];
         for (rows, vectors) in batches.iter().zip(results) {
