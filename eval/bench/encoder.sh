@@ -16,6 +16,8 @@ MODES=${MODES:-f32 int8}
 MODEL_DIR=${TRIAGE_MODEL_DIR:-$HOME/.cache/triage/models/multilingual-e5-small}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+# The machine may be shared: the load average before and after says how much.
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 REAL=()
 [ -f "$DATA/real/gov_messages.jsonl" ] && REAL=(--real "$DATA/real/gov_messages.jsonl")
 cargo build --release -q -p triage-server && ./target/release/triage model fetch --model-dir "$MODEL_DIR" >/dev/null
@@ -32,6 +34,8 @@ $PYTHON eval/bench/e5_torch.py onnx-export --model-dir "$MODEL_DIR" --out "$out/
 OMP_NUM_THREADS=$THREADS $PYTHON eval/bench/e5_torch.py bench --onnx "$out/e5-int8.onnx" --model-dir "$MODEL_DIR" \
   --texts "$DATA/dev.jsonl" "${REAL[@]}" --threads "$THREADS" --out "$out/onnx.json" >/dev/null
 RAYON_NUM_THREADS=1 cargo bench -q -p triage-encoder --bench int8 2>/dev/null > "$out/kernels.jsonl"
+echo "load average before: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)"
+echo
 $PYTHON - "$out" "${engines[@]}" torch onnx <<'PY'
 import json, sys, os
 import numpy as np

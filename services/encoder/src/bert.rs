@@ -2,8 +2,8 @@
 //!
 //! Linear layers run either as candle quantized matmuls on the Q4_0 weights
 //! (activations are quantized to Q8_0 on the fly) or on weights dequantized to
-//! f32 at load time; `MatmulMode` picks. BENCHMARKS.md measured f32 faster, so it
-//! is the default.
+//! f32 at load time; `MatmulMode` picks. The default, `Int8`, does not use this
+//! graph: see `int8_bert`.
 //! The 250k-row word-embedding table stays Q4_0 in the memory map in both modes:
 //! only the rows a batch needs are dequantized (54 MB instead of 384 MB of f32).
 
@@ -25,13 +25,14 @@ pub enum MatmulMode {
     /// candle's Q4_0 x Q8_0 kernels on the packed weights (smaller in memory,
     /// slower on CPU for batches: candle quantizes activations row by row).
     Quantized,
-    /// Weights dequantized to f32 once at load; f32 GEMM. Faster by
-    /// measurement (BENCHMARKS.md), so the default.
-    #[default]
+    /// Weights dequantized to f32 once at load; f32 GEMM (the reference the
+    /// int8 path is checked against).
     F32,
     /// int8 weights (per output channel, from the merged f32 weights) and
     /// per-token u8 activations on the crate's own kernels ([`crate::int8`]),
-    /// with tokens packed across texts (no padding).
+    /// with tokens packed across texts (no padding). Several times faster
+    /// than f32 at cosine ≥ 0.995 to it (BENCHMARKS.md), so the default.
+    #[default]
     Int8,
 }
 

@@ -544,13 +544,24 @@ mod x86 {
     /// The CPU must have AVX2.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn peak_avx2(iters: usize) -> usize {
+        // `vpmaddubsw` and `vpmaddwd` do not read the accumulator, so with
+        // constant operands they would be hoisted out of the loop: the i8
+        // operands are passed through memory every iteration instead (one
+        // load per multiply, as in the kernel).
         let (a, ones) = (_mm256_set1_epi32(0x0101_0101), _mm256_set1_epi16(1));
-        // The accumulator feeds the multiply (as the i8 operand) so that the
-        // optimiser cannot hoist the multiplies out of the loop.
-        peak_loop!(iters, _mm256_setzero_si256(), a, ones, 32, |acc, x, y| _mm256_add_epi32(
-            *acc,
-            _mm256_madd_epi16(_mm256_maddubs_epi16(x, *acc), y)
-        ))
+        let mut ws = [_mm256_setzero_si256(); 12];
+        for (i, w) in ws.iter_mut().enumerate() {
+            *w = _mm256_set1_epi8(i as i8 + 1);
+        }
+        let mut accs = [_mm256_setzero_si256(); 12];
+        for _ in 0..iters {
+            let ws = std::hint::black_box(&ws);
+            for (acc, w) in accs.iter_mut().zip(ws) {
+                *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, *w), ones));
+            }
+        }
+        std::hint::black_box(accs);
+        iters * 12 * 32
     }
 
     /// # Safety

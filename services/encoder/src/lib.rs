@@ -74,7 +74,7 @@ pub struct EncoderOptions {
 
 impl Default for EncoderOptions {
     fn default() -> Self {
-        Self { matmul: MatmulMode::F32, max_batch_tokens: 2048, max_batch_size: 32 }
+        Self { matmul: MatmulMode::Int8, max_batch_tokens: 2048, max_batch_size: 32 }
     }
 }
 
