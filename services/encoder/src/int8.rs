@@ -72,7 +72,7 @@ impl Kernel {
     }
 
     /// The fastest kernel this CPU runs, or the one `TRIAGE_INT8_KERNEL` names.
-    pub fn select() -> Result<Kernel, String> {
+    pub(crate) fn select() -> Result<Kernel, String> {
         Self::choose(std::env::var(KERNEL_ENV).ok().as_deref())
     }
 
@@ -98,7 +98,7 @@ impl Kernel {
     /// without a separate build. `f` must be small enough to inline (one call
     /// site); the portable kernel runs it as compiled.
     #[inline(always)]
-    pub fn run<R>(self, f: impl FnOnce() -> R) -> R {
+    pub(crate) fn run<R>(self, f: impl FnOnce() -> R) -> R {
         match self {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: a kernel is only chosen when the CPU has its instructions
@@ -183,10 +183,6 @@ impl QuantizedRows {
             (*s, *z) = quantize_row(row, &mut q[..k], kernel != Kernel::Portable);
         });
     }
-
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
 }
 
 /// Asymmetric u8 quantization of one row; the range always holds 0, so zero
@@ -265,18 +261,6 @@ impl PackedLinear {
         let mut padded_bias = vec![0f32; panels * NR];
         padded_bias[..n].copy_from_slice(bias);
         Self { kernel, n, k, kp, data, scale, col_sum, bias: padded_bias }
-    }
-
-    pub fn out_dim(&self) -> usize {
-        self.n
-    }
-
-    pub fn in_dim(&self) -> usize {
-        self.k
-    }
-
-    pub fn kernel(&self) -> Kernel {
-        self.kernel
     }
 
     /// `out = epilogue(x·Wᵀ + b)`, `out` being `rows × n`; parallel over tiles
@@ -811,7 +795,7 @@ mod x86 {
 
 /// GELU, erf form: `x/2 · (1 + erf(x/√2))`.
 #[inline(always)]
-pub fn gelu_erf(x: f32) -> f32 {
+fn gelu_erf(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
@@ -820,7 +804,7 @@ pub fn gelu_erf(x: f32) -> f32 {
 /// which is a libm call on a build without FMA); error under 1e-6 (Eigen's
 /// `generic_fast_erf_float` coefficients).
 #[inline(always)]
-pub fn erf(x: f32) -> f32 {
+fn erf(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
     let mut p = -2.726_142_3e-10_f32;
