@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""PyTorch side of the encoder benchmark and reference vectors.
+"""PyTorch and ONNX Runtime side of the encoder benchmark, and reference vectors.
 
 The same weights as triage's candle encoder (the E5S1 blob, dequantized to
-f32 safetensors), the same tokenizer.json, the same `query: ` prefix, mean
-pooling and L2 normalisation, run by `transformers.BertModel` on CPU.
+f32), the same tokenizer.json, the same `query: ` prefix, mean pooling and L2
+normalisation, run by `transformers.BertModel` on CPU, or exported from it to
+ONNX and quantized by ONNX Runtime's dynamic quantization (int8 weights,
+activations quantized at run time).
 
   e5_torch.py reference --model-dir DIR --out FILE.json TEXT...
-  e5_torch.py bench --model-dir DIR --texts FILE.jsonl --threads N --out FILE.json
+  e5_torch.py bench --model-dir DIR --texts FILE.jsonl [--real FILE.jsonl] --threads N --out FILE.json
+  e5_torch.py onnx-export --model-dir DIR --out MODEL-int8.onnx
+  e5_torch.py bench --onnx MODEL-int8.onnx --model-dir DIR --texts ... (ONNX Runtime; torch is not imported)
 """
 import argparse, json, os, resource, struct, sys, time
 
@@ -109,32 +113,94 @@ def cmd_reference(a):
               open(a.out, "w"), ensure_ascii=False)
 
 
-def cmd_bench(a):
+def read_texts(path):
+    return [json.loads(l)["text"] for l in open(path, encoding="utf-8") if l.strip()]
+
+
+def pool(hidden, mask):
+    m = mask[..., None].astype(np.float32)
+    v = (hidden * m).sum(1) / m.sum(1)
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def pad(batch_ids):
+    seq = max(len(i) for i in batch_ids)
+    ids = np.ones((len(batch_ids), seq), dtype=np.int64)
+    mask = np.zeros((len(batch_ids), seq), dtype=np.int64)
+    for r, i in enumerate(batch_ids):
+        ids[r, :len(i)] = i; mask[r, :len(i)] = 1
+    return ids, mask
+
+
+def cmd_onnx_export(a):
     import torch
-    torch.set_num_threads(a.threads)
-    texts = [json.loads(l)["text"] for l in open(a.texts, encoding="utf-8") if l.strip()]
-    model, tok = load_model(a.model_dir), tokenizer(a.model_dir)
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    class Hidden(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__(); self.m = m
+
+        def forward(self, input_ids, attention_mask):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    f32 = a.out + ".f32.onnx"
+    ids = torch.ones((2, 16), dtype=torch.long)
+    torch.onnx.export(Hidden(load_model(a.model_dir)), (ids, ids), f32, input_names=["input_ids", "attention_mask"],
+                      output_names=["hidden"], opset_version=17, dynamo=False,
+                      dynamic_axes={k: {0: "batch", 1: "seq"} for k in ("input_ids", "attention_mask", "hidden")})
+    quantize_dynamic(f32, a.out, weight_type=QuantType.QInt8)
+    os.remove(f32)
+
+
+def cmd_bench(a):
+    if a.onnx:
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = a.threads, 1
+        sess = ort.InferenceSession(a.onnx, so, providers=["CPUExecutionProvider"])
+
+        def run(batch_ids):
+            ids, mask = pad(batch_ids)
+            return pool(sess.run(["hidden"], {"input_ids": ids, "attention_mask": mask})[0], mask)
+        engine = "onnxruntime " + ort.__version__ + " int8 (dynamic)"
+    else:
+        import torch
+        torch.set_num_threads(a.threads)
+        model = load_model(a.model_dir)
+
+        def run(batch_ids):
+            return embed(model, batch_ids).numpy()
+        engine = "pytorch " + torch.__version__ + " f32"
+    tok = tokenizer(a.model_dir)
+    texts = read_texts(a.texts)
     single = [t for t in texts if 120 <= len(t) <= 180][: a.single]
-    lat = []
+    lat, vectors = [], []
     for t in single[:5]:
-        embed(model, [encode_ids(tok, t)])  # warm-up
+        run([encode_ids(tok, t)])  # warm-up
     for t in single:
-        s = time.perf_counter(); embed(model, [encode_ids(tok, t)]); lat.append((time.perf_counter() - s) * 1e3)
-    # batch: tokenize, sort by length, batches of 32 (as the candle encoder does)
-    s = time.perf_counter()
-    ids = sorted((encode_ids(tok, t) for t in texts), key=len, reverse=True)
-    ntok = sum(len(i) for i in ids)
-    for k in range(0, len(ids), 32):
-        embed(model, ids[k:k + 32])
-    el = time.perf_counter() - s
+        s = time.perf_counter(); v = run([encode_ids(tok, t)]); lat.append((time.perf_counter() - s) * 1e3)
+        vectors.append([round(float(x), 6) for x in v[0]])
+
+    def batch(texts):
+        # tokenize, sort by length, batches of 32 (as the candle encoder does)
+        s = time.perf_counter()
+        ids = sorted((encode_ids(tok, t) for t in texts), key=len, reverse=True)
+        for k in range(0, len(ids), 32):
+            run(ids[k:k + 32])
+        return time.perf_counter() - s, sum(len(i) for i in ids)
+    el, ntok = batch(texts)
     lat.sort()
-    res = {"engine": "pytorch " + torch.__version__, "threads": a.threads, "single_n": len(lat),
+    res = {"engine": engine, "threads": a.threads, "single_n": len(lat),
            "p50_ms": lat[len(lat) // 2], "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
            "batch_texts": len(texts), "batch_tokens": ntok, "batch_seconds": el,
-           "texts_per_s": len(texts) / el, "tokens_per_s": ntok / el,
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+           "texts_per_s": len(texts) / el, "tokens_per_s": ntok / el, "single_vectors": vectors}
+    if a.real:
+        real = read_texts(a.real)
+        el, ntok = batch(real)
+        res.update({"real_texts": len(real), "real_tokens": ntok, "real_seconds": el, "real_texts_per_s": len(real) / el})
+    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     json.dump(res, open(a.out, "w"), indent=1)
-    print(json.dumps(res))
+    print(json.dumps({k: v for k, v in res.items() if k != "single_vectors"}))
 
 
 if __name__ == "__main__":
@@ -143,7 +209,9 @@ if __name__ == "__main__":
     r = sub.add_parser("reference"); r.add_argument("--model-dir", required=True); r.add_argument("--out", required=True)
     r.add_argument("texts", nargs="+")
     b = sub.add_parser("bench"); b.add_argument("--model-dir", required=True); b.add_argument("--texts", required=True)
+    b.add_argument("--real"); b.add_argument("--onnx", help="an int8 model from onnx-export: run ONNX Runtime")
     b.add_argument("--threads", type=int, default=2); b.add_argument("--single", type=int, default=100)
     b.add_argument("--out", required=True)
+    x = sub.add_parser("onnx-export"); x.add_argument("--model-dir", required=True); x.add_argument("--out", required=True)
     a = ap.parse_args()
-    {"reference": cmd_reference, "bench": cmd_bench}[a.cmd](a)
+    {"reference": cmd_reference, "bench": cmd_bench, "onnx-export": cmd_onnx_export}[a.cmd](a)

@@ -2,8 +2,8 @@
 //!
 //! Linear layers run either as candle quantized matmuls on the Q4_0 weights
 //! (activations are quantized to Q8_0 on the fly) or on weights dequantized to
-//! f32 at load time; `MatmulMode` picks. BENCHMARKS.md measured f32 faster, so it
-//! is the default.
+//! f32 at load time; `MatmulMode` picks. The default, `Int8`, does not use this
+//! graph: see `int8_bert`.
 //! The 250k-row word-embedding table stays Q4_0 in the memory map in both modes:
 //! only the rows a batch needs are dequantized (54 MB instead of 384 MB of f32).
 
@@ -25,10 +25,15 @@ pub enum MatmulMode {
     /// candle's Q4_0 x Q8_0 kernels on the packed weights (smaller in memory,
     /// slower on CPU for batches: candle quantizes activations row by row).
     Quantized,
-    /// Weights dequantized to f32 once at load; f32 GEMM. Faster by
-    /// measurement (BENCHMARKS.md), so the default.
-    #[default]
+    /// Weights dequantized to f32 once at load; f32 GEMM (the reference the
+    /// int8 path is checked against).
     F32,
+    /// int8 weights (per output channel, from the merged f32 weights) and
+    /// per-token u8 activations on the crate's own kernels ([`crate::int8`]),
+    /// with tokens packed across texts (no padding). Several times faster
+    /// than f32 at cosine ≥ 0.995 to it (BENCHMARKS.md), so the default.
+    #[default]
+    Int8,
 }
 
 impl std::str::FromStr for MatmulMode {
@@ -37,7 +42,8 @@ impl std::str::FromStr for MatmulMode {
         match s {
             "quantized" | "q4" => Ok(Self::Quantized),
             "f32" => Ok(Self::F32),
-            _ => Err(format!("unknown matmul mode {s:?} (quantized | f32)")),
+            "int8" => Ok(Self::Int8),
+            _ => Err(format!("unknown matmul mode {s:?} (quantized | f32 | int8)")),
         }
     }
 }
@@ -56,25 +62,21 @@ impl Linear {
         mode: MatmulMode,
         delta: Option<&Delta>,
     ) -> Result<Self, EncoderError> {
-        let raw = blob.bytes(&format!("{prefix}.w"), BlobDType::Q4_0, out * inp)?;
-        let q = qtensor_from_ggml(GgmlDType::Q4_0, raw, vec![out, inp], &Device::Cpu)?;
-        let low_rank = match delta {
-            Some(d) => d.low_rank(prefix, out, inp)?,
-            None => None,
-        };
-        let weight = match (mode, low_rank) {
-            (MatmulMode::Quantized, None) => QMatMul::QTensor(Arc::new(q)),
-            (MatmulMode::F32, None) => QMatMul::Tensor(q.dequantize(&Device::Cpu)?),
-            // The fine-tuned weight is W + B·A, merged once here; the quantized
-            // mode re-packs the merged weight as Q8_0 (finer than the Q4_0 it
-            // came from, so the delta is not rounded away).
-            (mode, Some(ba)) => {
-                let merged = (q.dequantize(&Device::Cpu)? + ba)?;
-                match mode {
-                    MatmulMode::F32 => QMatMul::Tensor(merged),
-                    MatmulMode::Quantized => QMatMul::QTensor(Arc::new(QTensor::quantize(&merged, GgmlDType::Q8_0)?)),
+        let weight = match mode {
+            MatmulMode::Quantized => {
+                let raw = blob.bytes(&format!("{prefix}.w"), BlobDType::Q4_0, out * inp)?;
+                let q = qtensor_from_ggml(GgmlDType::Q4_0, raw, vec![out, inp], &Device::Cpu)?;
+                match delta.map(|d| d.low_rank(prefix, out, inp)).transpose()?.flatten() {
+                    None => QMatMul::QTensor(Arc::new(q)),
+                    // The merged weight is re-packed as Q8_0 (finer than the
+                    // Q4_0 it came from, so the delta is not rounded away).
+                    Some(ba) => {
+                        let merged = (q.dequantize(&Device::Cpu)? + ba)?;
+                        QMatMul::QTensor(Arc::new(QTensor::quantize(&merged, GgmlDType::Q8_0)?))
+                    }
                 }
             }
+            _ => QMatMul::Tensor(merged_weight(blob, prefix, out, inp, delta)?),
         };
         let bias = Tensor::from_vec(blob.f32s(&format!("{prefix}.b"), out)?, out, &Device::Cpu)?;
         Ok(Self { weight, bias })
@@ -85,14 +87,38 @@ impl Linear {
     }
 }
 
-struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
-    eps: f32,
+/// The f32 weight `[out, inp]` of linear layer `prefix`: the registry's Q4_0
+/// weight dequantized, plus the fine-tuned delta's `B·A` where it has one.
+pub(crate) fn merged_weight(
+    blob: &Blob,
+    prefix: &str,
+    out: usize,
+    inp: usize,
+    delta: Option<&Delta>,
+) -> Result<Tensor, EncoderError> {
+    let raw = blob.bytes(&format!("{prefix}.w"), BlobDType::Q4_0, out * inp)?;
+    let w = qtensor_from_ggml(GgmlDType::Q4_0, raw, vec![out, inp], &Device::Cpu)?.dequantize(&Device::Cpu)?;
+    Ok(match delta.map(|d| d.low_rank(prefix, out, inp)).transpose()?.flatten() {
+        Some(ba) => (w + ba)?,
+        None => w,
+    })
+}
+
+pub(crate) struct LayerNorm {
+    pub(crate) weight: Tensor,
+    pub(crate) bias: Tensor,
+    pub(crate) eps: f32,
 }
 
 impl LayerNorm {
-    fn load(blob: &Blob, prefix: &str, h: usize, eps: f64, delta: Option<&Delta>) -> Result<Self, EncoderError> {
+    /// The blob's LayerNorm `prefix`, or the delta's replacement for it.
+    pub(crate) fn load(
+        blob: &Blob,
+        prefix: &str,
+        h: usize,
+        eps: f64,
+        delta: Option<&Delta>,
+    ) -> Result<Self, EncoderError> {
         if let Some((w, b)) = delta.map(|d| d.norm(prefix, h)).transpose()?.flatten() {
             return Ok(Self { weight: w, bias: b, eps: eps as f32 });
         }
@@ -117,7 +143,7 @@ struct Layer {
 }
 
 /// Word embeddings kept as Q4_0 rows in the memory map.
-struct QuantizedEmbedding {
+pub(crate) struct QuantizedEmbedding {
     map: Arc<Mmap>,
     offset: usize,
     rows: usize,
@@ -129,8 +155,16 @@ impl QuantizedEmbedding {
         self.dim / Q4_BLOCK * Q4_BLOCK_BYTES
     }
 
+    /// The word table of `blob`, left in its memory map.
+    pub(crate) fn load(blob: &Blob) -> Result<Self, EncoderError> {
+        let c = &blob.config;
+        let entry = blob.entry("emb.word")?;
+        blob.bytes("emb.word", BlobDType::Q4_0, c.vocab * c.hidden)?;
+        Ok(Self { map: blob.map(), offset: entry.offset, rows: c.vocab, dim: c.hidden })
+    }
+
     /// Dequantizes the rows for `ids` into a `[ids.len(), dim]` f32 buffer.
-    fn gather(&self, ids: &[u32]) -> Result<Vec<f32>, EncoderError> {
+    pub(crate) fn gather(&self, ids: &[u32]) -> Result<Vec<f32>, EncoderError> {
         let mut out = vec![0f32; ids.len() * self.dim];
         let rb = self.row_bytes();
         for (dst, &id) in out.chunks_exact_mut(self.dim).zip(ids) {
@@ -162,18 +196,23 @@ pub struct Bert {
     pub mode: MatmulMode,
 }
 
+/// Position embeddings plus the token-type-0 embedding, `[max_positions, hidden]`.
+pub(crate) fn position_and_type(blob: &Blob) -> Result<Tensor, EncoderError> {
+    let c = &blob.config;
+    let h = c.hidden;
+    let pos = Tensor::from_vec(blob.f32s("emb.pos", c.max_positions * h)?, (c.max_positions, h), &Device::Cpu)?;
+    let types = Tensor::from_vec(blob.f32s("emb.type", c.type_vocab * h)?, (c.type_vocab, h), &Device::Cpu)?;
+    Ok(pos.broadcast_add(&types.get(0)?)?)
+}
+
 impl Bert {
     /// Builds the encoder from the registry blob, with a fine-tuned `delta`
     /// merged into its weights when one is given.
     pub fn load(blob: &Blob, mode: MatmulMode, delta: Option<&Delta>) -> Result<Self, EncoderError> {
         let c = blob.config.clone();
         let (h, f) = (c.hidden, c.ffn);
-        let word_entry = blob.entry("emb.word")?;
-        blob.bytes("emb.word", BlobDType::Q4_0, c.vocab * h)?;
-        let word = QuantizedEmbedding { map: blob.map(), offset: word_entry.offset, rows: c.vocab, dim: h };
-        let pos = Tensor::from_vec(blob.f32s("emb.pos", c.max_positions * h)?, (c.max_positions, h), &Device::Cpu)?;
-        let types = Tensor::from_vec(blob.f32s("emb.type", c.type_vocab * h)?, (c.type_vocab, h), &Device::Cpu)?;
-        let pos_type = pos.broadcast_add(&types.get(0)?)?;
+        let word = QuantizedEmbedding::load(blob)?;
+        let pos_type = position_and_type(blob)?;
         let emb_ln = LayerNorm::load(blob, "emb.ln", h, c.ln_eps, delta)?;
         let layers = (0..c.layers)
             .map(|l| {

@@ -13,6 +13,8 @@
 pub mod bert;
 pub mod blob;
 pub mod delta;
+pub mod int8;
+mod int8_bert;
 pub mod tokenize;
 
 use std::path::{Path, PathBuf};
@@ -23,7 +25,11 @@ use bert::Bert;
 pub use bert::MatmulMode;
 pub use blob::{BertConfig, Blob};
 pub use delta::Delta;
+use int8_bert::Int8Bert;
 use tokenize::{TextTokenizer, Tokens};
+
+/// Upper bound on the tokens of one packed int8 batch.
+const INT8_BATCH_TOKENS: usize = 512;
 
 /// File names inside a model directory (written by `triage model fetch`).
 pub const MODEL_FILE: &str = "e5-small-q4.bin";
@@ -37,6 +43,8 @@ pub enum EncoderError {
     Io(String, #[source] std::io::Error),
     #[error("invalid model file: {0}")]
     BadModel(String),
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     #[error("text {index} is empty")]
@@ -66,12 +74,18 @@ pub struct EncoderOptions {
 
 impl Default for EncoderOptions {
     fn default() -> Self {
-        Self { matmul: MatmulMode::F32, max_batch_tokens: 2048, max_batch_size: 32 }
+        Self { matmul: MatmulMode::Int8, max_batch_tokens: 2048, max_batch_size: 32 }
     }
 }
 
+/// The candle graph (f32 or Q4_0 matmuls) or the int8 path.
+enum Model {
+    Candle(Bert),
+    Int8(Int8Bert),
+}
+
 pub struct Encoder {
-    model: Bert,
+    model: Model,
     tokenizer: TextTokenizer,
     options: EncoderOptions,
 }
@@ -94,8 +108,11 @@ impl Encoder {
         let tok_path = require(dir, TOKENIZER_FILE)?;
         let blob = Blob::open(&model_path)?;
         let delta = delta.map(|d| Delta::from_bytes(d, blob.config.layers)).transpose()?;
-        let model = Bert::load(&blob, options.matmul, delta.as_ref())?;
-        let c = &model.config;
+        let model = match options.matmul {
+            MatmulMode::Int8 => Model::Int8(Int8Bert::load(&blob, delta.as_ref())?),
+            mode => Model::Candle(Bert::load(&blob, mode, delta.as_ref())?),
+        };
+        let c = &blob.config;
         let tokenizer = TextTokenizer::load(&tok_path, c.max_positions, c.eos_id)?;
         if c.pad_id != 1 {
             return Err(EncoderError::BadModel(format!("unexpected pad id {}", c.pad_id)));
@@ -104,15 +121,29 @@ impl Encoder {
     }
 
     pub fn config(&self) -> &BertConfig {
-        &self.model.config
+        match &self.model {
+            Model::Candle(m) => &m.config,
+            Model::Int8(m) => &m.config,
+        }
     }
 
     pub fn dim(&self) -> usize {
-        self.model.config.hidden
+        self.config().hidden
     }
 
     pub fn matmul_mode(&self) -> MatmulMode {
-        self.model.mode
+        match &self.model {
+            Model::Candle(m) => m.mode,
+            Model::Int8(_) => MatmulMode::Int8,
+        }
+    }
+
+    /// The int8 kernel in use (`None` for the candle modes).
+    pub fn int8_kernel(&self) -> Option<int8::Kernel> {
+        match &self.model {
+            Model::Candle(_) => None,
+            Model::Int8(m) => Some(m.kernel()),
+        }
     }
 
     pub fn tokenize(&self, text: &str) -> Result<Tokens, EncoderError> {
@@ -125,8 +156,11 @@ impl Encoder {
     /// Single-text path: one unpadded forward pass.
     pub fn embed(&self, text: &str) -> Result<Embedding, EncoderError> {
         let t = self.tokenize(text)?;
-        let v = self.model.embed_padded(&t.ids, &[t.ids.len()], t.ids.len())?;
-        Ok(Embedding { vector: v.flatten_all()?.to_vec1()?, tokens: t.full_len, truncated: t.truncated })
+        let vector = match &self.model {
+            Model::Candle(m) => m.embed_padded(&t.ids, &[t.ids.len()], t.ids.len())?.flatten_all()?.to_vec1()?,
+            Model::Int8(m) => m.embed_packed(&t.ids, &[t.ids.len()])?.swap_remove(0),
+        };
+        Ok(Embedding { vector, tokens: t.full_len, truncated: t.truncated })
     }
 
     /// Embeds many texts; results are in input order.
@@ -136,7 +170,13 @@ impl Encoder {
             .enumerate()
             .map(|(i, t)| self.tokenize(t.as_ref()).map_err(|e| with_index(e, i)))
             .collect::<Result<Vec<_>, _>>()?;
-        let batches = plan_batches(&tokens, self.options.max_batch_tokens, self.options.max_batch_size);
+        let max_tokens = match self.model {
+            // Packed batches stay small enough for their activations to live in
+            // L2; the two cores then take whole batches (measured: BENCHMARKS.md).
+            Model::Int8(_) => self.options.max_batch_tokens.min(INT8_BATCH_TOKENS),
+            Model::Candle(_) => self.options.max_batch_tokens,
+        };
+        let batches = plan_batches(&tokens, max_tokens, self.options.max_batch_size);
         let results = batches.par_iter().map(|rows| self.run_batch(&tokens, rows)).collect::<Result<Vec<_>, _>>()?;
         let mut out: Vec<Option<Embedding>> = vec![None; texts.len()];
         for (rows, vectors) in batches.iter().zip(results) {
@@ -148,8 +188,17 @@ impl Encoder {
     }
 
     fn run_batch(&self, tokens: &[Tokens], rows: &[usize]) -> Result<Vec<Vec<f32>>, EncoderError> {
+        let model = match &self.model {
+            Model::Candle(m) => m,
+            Model::Int8(m) => {
+                // Packed, not padded: the rows' tokens back to back.
+                let ids: Vec<u32> = rows.iter().flat_map(|&i| tokens[i].ids.iter().copied()).collect();
+                let lens: Vec<usize> = rows.iter().map(|&i| tokens[i].ids.len()).collect();
+                return m.embed_packed(&ids, &lens);
+            }
+        };
         let seq = rows.iter().map(|&i| tokens[i].ids.len()).max().unwrap_or(0);
-        let pad = self.model.config.pad_id;
+        let pad = model.config.pad_id;
         let mut ids = Vec::with_capacity(rows.len() * seq);
         let mut lens = Vec::with_capacity(rows.len());
         for &i in rows {
@@ -158,7 +207,7 @@ impl Encoder {
             ids.extend(std::iter::repeat_n(pad, seq - t.len()));
             lens.push(t.len());
         }
-        Ok(self.model.embed_padded(&ids, &lens, seq)?.to_vec2()?)
+        Ok(model.embed_padded(&ids, &lens, seq)?.to_vec2()?)
     }
 }
 

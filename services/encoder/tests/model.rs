@@ -16,7 +16,12 @@ fn model_dir() -> PathBuf {
 fn encoder(mode: MatmulMode) -> &'static Encoder {
     static Q: OnceLock<Encoder> = OnceLock::new();
     static F: OnceLock<Encoder> = OnceLock::new();
-    let cell = if mode == MatmulMode::Quantized { &Q } else { &F };
+    static I: OnceLock<Encoder> = OnceLock::new();
+    let cell = match mode {
+        MatmulMode::Quantized => &Q,
+        MatmulMode::F32 => &F,
+        MatmulMode::Int8 => &I,
+    };
     cell.get_or_init(|| Encoder::load(&model_dir(), EncoderOptions { matmul: mode, ..Default::default() }).unwrap())
 }
 
@@ -60,6 +65,37 @@ fn quantized_and_dequantized_paths_agree() {
 }
 
 #[test]
+fn int8_and_f32_paths_agree() {
+    let (i, f) = (encoder(MatmulMode::Int8), encoder(MatmulMode::F32));
+    assert!(i.int8_kernel().is_some() && f.int8_kernel().is_none());
+    for t in VARIED {
+        let (a, b) = (i.embed(t).unwrap(), f.embed(t).unwrap());
+        assert_eq!((a.tokens, a.truncated), (b.tokens, b.truncated));
+        let c = cosine(&a.vector, &b.vector);
+        assert!(c >= 0.995, "cosine {c} for {t}");
+    }
+}
+
+#[test]
+fn int8_batches_pack_texts_without_changing_their_vectors() {
+    // Tokens of all texts share the linear layers' matrices; each token is
+    // quantized on its own and attends only to its own text, so a batch must
+    // give each text the vector it gets alone.
+    let e = encoder(MatmulMode::Int8);
+    let long = "拖欠工资的问题反映了很多次，一直没有人处理。".repeat(40);
+    let texts: Vec<&str> = VARIED.iter().copied().chain([long.as_str(), "好"]).collect();
+    let batch = e.embed_batch(&texts).unwrap();
+    for (t, b) in texts.iter().zip(&batch) {
+        let single = e.embed(t).unwrap();
+        assert_eq!((single.tokens, single.truncated), (b.tokens, b.truncated));
+        let c = cosine(&single.vector, &b.vector);
+        assert!(c >= 0.99999, "packing changed the vector of {t}: cosine {c}");
+    }
+    let norm: f32 = batch[VARIED.len()].vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4, "the truncated text's vector has norm {norm}");
+}
+
+#[test]
 fn matches_the_pytorch_reference() {
     // Vectors from transformers' BertModel on the same weights dequantized to
     // f32 (eval/bench/e5_torch.py reference). The f32 path must match closely;
@@ -71,8 +107,10 @@ fn matches_the_pytorch_reference() {
             item["vector"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
         let f = cosine(&encoder(MatmulMode::F32).embed(text).unwrap().vector, &reference);
         let q = cosine(&encoder(MatmulMode::Quantized).embed(text).unwrap().vector, &reference);
+        let i = cosine(&encoder(MatmulMode::Int8).embed(text).unwrap().vector, &reference);
         assert!(f >= 0.9999, "f32 path cosine {f} for {text}");
         assert!(q >= 0.999, "quantized path cosine {q} for {text}");
+        assert!(i >= 0.995, "int8 path cosine {i} for {text}");
     }
 }
 

