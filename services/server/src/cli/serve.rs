@@ -11,7 +11,7 @@ use triage_risk::Policy;
 use super::risk::{load_triage, RiskModelArgs};
 use super::store::{write_private, StoreArgs};
 use super::ModelArgs;
-use crate::http::{self, AppState, InferenceQueue, Keys, Role};
+use crate::http::{self, AppState, Evals, InferenceQueue, Keys, Role};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -86,6 +86,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let store = args.store.open(triage.encoder().dim()).await?;
         let salt = args.store.salt()?;
         let queue = InferenceQueue::start(triage.clone(), args.queue_size, args.max_batch);
+        let evals = Evals::start(args.store.data_dir.join("evals"), triage.clone(), queue.clone())?;
         let state = Arc::new(AppState {
             triage: triage.clone(),
             queue,
@@ -97,6 +98,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             store_text: args.store.store_text,
             max_body_bytes: args.max_body_bytes,
             metrics,
+            evals,
         });
         let listener =
             tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;

@@ -4,6 +4,7 @@ mod auth;
 mod body;
 mod cases;
 mod error;
+mod evals;
 mod ops;
 mod pipeline;
 mod queue;
@@ -24,6 +25,7 @@ use triage_proto::ErrorCode;
 use triage_risk::{Policy, Triage};
 
 pub use auth::{new_key, Keys, Permission, Role};
+pub use evals::Evals;
 pub use queue::InferenceQueue;
 
 use error::ApiError;
@@ -42,6 +44,7 @@ pub struct AppState {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     pub metrics: PrometheusHandle,
+    pub evals: Evals,
 }
 
 impl AppState {
@@ -118,6 +121,8 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .route_layer(with(Permission::Read))
                 .merge(axum::routing::delete(cases::delete_case).route_layer(with(Permission::Index))),
         )
+        .route("/v1/evals", post(evals::create).get(evals::list).route_layer(with(Permission::Evaluate)))
+        .route("/v1/evals/{id}", get(evals::get).route_layer(with(Permission::Evaluate)))
         .route("/metrics", get(ops::metrics).route_layer(with(Permission::Metrics)))
         .route("/openapi.json", get(ops::openapi).route_layer(with(Permission::Describe)));
     Router::new()
