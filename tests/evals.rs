@@ -187,9 +187,16 @@ fn a_malformed_line_is_numbered_and_roles_hold() {
     let (st, v, _) = s.call("GET", "/v1/evals", Some(OPERATOR), None);
     assert_eq!((st, v["evals"].as_array().map(Vec::len)), (200, Some(0)), "nothing was queued: {v}");
 
-    // The routes are in the API description.
+    // The routes are in the API description, and whoami says what each role may do.
     let (_, doc, _) = s.call("GET", "/openapi.json", Some(ANALYST), None);
-    for p in ["/v1/evals", "/v1/evals/{id}"] {
+    for p in ["/v1/evals", "/v1/evals/{id}", "/v1/whoami"] {
         assert!(doc["paths"][p].is_object(), "{p} missing from /openapi.json");
     }
+    let (st, me, _) = s.call("GET", "/v1/whoami", Some(OPERATOR), None);
+    assert_eq!(st, 200, "{me}");
+    assert_eq!((me["role"].as_str(), me["permissions"].clone()), (Some("operator"), json!(["metrics", "evaluate"])));
+    let (_, me, _) = s.call("GET", "/v1/whoami", Some(ANALYST), None);
+    assert_eq!(me["permissions"], json!(["search", "read"]));
+    let (st, v, _) = s.call("GET", "/v1/whoami", Some("not-a-key"), None);
+    assert_eq!((st, code(&v)), (401, "unauthorized"));
 }

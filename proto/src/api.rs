@@ -250,6 +250,17 @@ pub struct Ready {
     pub store: String,
 }
 
+/// The caller as the service knows it: what the console may show.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    /// The key's name in the keys file (never the key).
+    pub name: String,
+    /// `platform`, `analyst`, `operator` or `admin`.
+    pub role: String,
+    /// What the role may do: `triage`, `index`, `search`, `read`, `metrics`, `evaluate`.
+    pub permissions: Vec<String>,
+}
+
 /// Where an evaluation job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -3,6 +3,7 @@
 mod auth;
 mod body;
 mod cases;
+mod console;
 mod error;
 mod evals;
 mod ops;
@@ -123,11 +124,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/evals", post(evals::create).get(evals::list).route_layer(with(Permission::Evaluate)))
         .route("/v1/evals/{id}", get(evals::get).route_layer(with(Permission::Evaluate)))
+        .route("/v1/whoami", get(console::whoami).route_layer(with(Permission::Describe)))
         .route("/metrics", get(ops::metrics).route_layer(with(Permission::Metrics)))
         .route("/openapi.json", get(ops::openapi).route_layer(with(Permission::Describe)));
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .merge(console::routes())
         .merge(api)
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {

@@ -63,7 +63,7 @@ impl utoipa::Modify for Bearer {
     paths(
         super::triage::triage_one, super::triage::triage_batch,
         super::cases::put_case, super::cases::get_case, super::cases::delete_case, super::cases::search,
-        super::evals::create, super::evals::get, super::evals::list,
+        super::evals::create, super::evals::get, super::evals::list, super::console::whoami,
         healthz, readyz, metrics, openapi
     ),
     components(schemas(triage_proto::ErrorCode)),
