@@ -151,6 +151,22 @@ fn a_second_job_waits_and_a_fifth_is_refused() {
     let (_, list, _) = s.call("GET", "/v1/evals", Some(OPERATOR), None);
     let names: Vec<&str> = list["evals"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["fourth", "third", "second", "first"], "newest first");
+    let version = list["evals"][0]["model_version"].as_str().unwrap().to_string();
+    // Versions hold a `+`, which a query string must escape.
+    let query = format!("/v1/evals?model_version={}", version.replace('+', "%2B"));
+    let (_, only, _) = s.call("GET", &query, Some(OPERATOR), None);
+    assert_eq!(only["evals"].as_array().unwrap().len(), 4, "{only}");
+    let (_, none, _) = s.call("GET", "/v1/evals?model_version=risk-0.0", Some(OPERATOR), None);
+    assert_eq!(none["evals"].as_array().unwrap().len(), 0, "{none}");
+
+    // A job cut short by a restart is failed, not lost and not left running.
+    let (st, cut) = upload(&s, OPERATOR, "cut", &big);
+    assert_eq!(st, 202, "{cut}");
+    let s = s.restart();
+    let v = job(&s, cut["id"].as_str().unwrap());
+    assert_eq!(v["status"], "failed", "{v}");
+    assert!(v["error"].as_str().unwrap().contains("stopped"), "{v}");
+    assert_eq!(job(&s, a)["status"], "done", "finished jobs stay done");
 }
 
 #[test]

@@ -385,7 +385,13 @@ pub async fn get(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> 
 }
 
 /// Earlier and current jobs, newest first, each with its model version and headline figures.
-#[utoipa::path(get, path = "/v1/evals", tag = "evals", responses((status = 200, body = EvalList)), security(("bearer" = [])))]
-pub async fn list(State(state): State<Arc<AppState>>) -> Json<EvalList> {
-    Json(EvalList { evals: state.evals.summaries() })
+#[utoipa::path(get, path = "/v1/evals", tag = "evals",
+    params(("model_version" = Option<String>, Query, description = "only the jobs run with this model version")),
+    responses((status = 200, body = EvalList)), security(("bearer" = [])))]
+pub async fn list(State(state): State<Arc<AppState>>, Query(query): Query<HashMap<String, String>>) -> Json<EvalList> {
+    let mut evals = state.evals.summaries();
+    if let Some(v) = query.get("model_version") {
+        evals.retain(|s| &s.model_version == v);
+    }
+    Json(EvalList { evals })
 }
