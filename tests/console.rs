@@ -4,8 +4,6 @@
 //! real model. A missing browser fails these tests; it never skips them.
 //! Each test saves a PNG under `<target>/console-screenshots/`.
 
-// Each test binary uses part of the shared harness.
-#[allow(dead_code)]
 mod support;
 
 use std::path::{Path, PathBuf};

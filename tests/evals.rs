@@ -2,8 +2,6 @@
 //! uploaded labelled set in the background, and its report equals what
 //! `triage eval --json` writes for the same file.
 
-// Each test binary uses part of the shared harness.
-#[allow(dead_code)]
 mod support;
 
 use std::path::{Path, PathBuf};

@@ -234,6 +234,22 @@ fn escalation_reads_past_risk_not_past_lateness() {
 }
 
 #[test]
+fn a_policy_path_that_is_given_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("polcy.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_triage"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--policy")
+        .arg(&missing)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+}
+
+#[test]
 fn bad_input_gets_its_code_and_roles_hold() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &[]);
@@ -349,7 +365,7 @@ fn acknowledged_writes_survive_restart_and_kill_9() {
 #[test]
 fn a_full_queue_answers_503_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), &["--queue-size", "64"]);
+    let s = Server::start(dir.path(), &["--queue-size", "64", "--request-timeout", "600"]);
     let long = "我们村的土地被征用了，补偿款到现在还没发下来，村干部说钱被挪用了，大家都很着急。".repeat(8);
     let items: Vec<Value> = (0..64).map(|i| json!({"text": format!("{i}{long}")})).collect();
     let url = s.url("/v1/triage/batch");

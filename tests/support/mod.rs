@@ -1,8 +1,11 @@
 //! The black-box test harness: start the real `triage serve` on a free
 //! loopback port with a temporary data dir and keys file, call it, stop it.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+// Each test binary that includes this module uses part of it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, ErrorKind, Read};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -182,4 +185,65 @@ pub fn rules(v: &Value) -> Vec<String> {
 
 pub fn kill(pid: u32, sig: &str) {
     assert!(Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success());
+}
+
+// Raw sockets, for what an HTTP client library would not send.
+
+pub fn connect(s: &Server) -> TcpStream {
+    let addr = s.url("").trim_start_matches("http://").to_string();
+    let c = TcpStream::connect(addr).unwrap();
+    c.set_nodelay(true).unwrap();
+    c
+}
+
+/// Everything the server sends until it closes the connection or `within` passes;
+/// `true` when it closed.
+pub fn read_until_closed(c: &mut TcpStream, within: Duration) -> (Vec<u8>, bool) {
+    let deadline = Instant::now() + within;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (out, false);
+        }
+        c.set_read_timeout(Some(left)).unwrap();
+        match c.read(&mut buf) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return (out, false),
+            // A reset is the server closing too.
+            Err(_) => return (out, true),
+        }
+    }
+}
+
+/// One response read off a connection: status, headers (lower-cased names), body.
+pub fn read_response(c: &mut TcpStream, within: Duration) -> Option<(u16, String, Vec<u8>)> {
+    let deadline = Instant::now() + within;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse::<usize>().unwrap())
+                .unwrap_or(0);
+            if out.len() >= end + 4 + len {
+                let status = head.split_whitespace().nth(1)?.parse().ok()?;
+                return Some((status, head, out[end + 4..end + 4 + len].to_vec()));
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        c.set_read_timeout(Some(left)).unwrap();
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
 }

@@ -16,15 +16,25 @@ use qdrant_edge::external::uuid::Uuid;
 use qdrant_edge::{
     CountRequest, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard, EdgeVectorParams, FieldIndexOperations, Filter,
     JsonPath, NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
-    PointStruct, QueryEnum, QueryRequest, ScoringQuery, UpdateOperation, VectorInternal, VectorStructInternal,
-    WithPayloadInterface, WithVector,
+    PointStruct, QueryEnum, QueryRequest, ScoringQuery, ScrollRequest, UpdateOperation, VectorInternal,
+    VectorStructInternal, WithPayloadInterface, WithVector,
 };
 
 use crate::payload::{filter_json, CasePayload};
-use crate::{point_uuid, CaseFilter, CaseRecord, CaseStore, Hit, IndexKind, StoreError, INDEXED_FIELDS};
+use crate::{point_uuid, CaseFilter, CaseRecord, CaseStore, Hit, IndexKind, Redacted, StoreError, INDEXED_FIELDS};
 
 const CONFIG_FILE: &str = "edge_config.json";
 const LOCK_FILE: &str = ".lock";
+/// Points read and written at a time while a redaction rewrites the store.
+const REDACT_PAGE: usize = 256;
+
+/// `dir` with a suffix, beside it: where a redaction builds the new store
+/// (`redact-new`) and parks the old one (`redact-old`) until the swap is done.
+fn beside(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".{suffix}"));
+    dir.with_file_name(name)
+}
 
 pub struct EdgeStore {
     inner: Arc<Inner>,
@@ -47,6 +57,17 @@ impl EdgeStore {
     /// Opens the shard in `dir`, creating it (with payload indexes) if new.
     /// Fails if another process holds the directory.
     pub fn open(dir: &Path, dim: usize) -> Result<Self, StoreError> {
+        Self::open_with(dir, Some(dim))
+    }
+
+    /// `dim` None: the size the existing store was made with.
+    fn open_with(dir: &Path, dim: Option<usize>) -> Result<Self, StoreError> {
+        if beside(dir, "redact-old").exists() {
+            return Err(backend(format!(
+                "{} is left from an interrupted `triage cases redact`: run it again to finish",
+                beside(dir, "redact-old").display()
+            )));
+        }
         std::fs::create_dir_all(dir).map_err(|e| backend(format!("creating {}: {e}", dir.display())))?;
         let lock = File::options()
             .create(true)
@@ -61,6 +82,7 @@ impl EdgeStore {
         let shard = if exists {
             EdgeShard::load(dir, None).map_err(backend)?
         } else {
+            let dim = dim.ok_or_else(|| backend(format!("no case store in {}", dir.display())))?;
             let config = EdgeConfigBuilder::new()
                 .vector("", EdgeVectorParams::builder(dim, Distance::Cosine).on_disk(true).build())
                 .on_disk_payload(true)
@@ -83,12 +105,76 @@ impl EdgeStore {
             shard
         };
         let have = shard.config().vectors.get("").map(|v| v.size);
-        if let Some(have) = have {
-            if have != dim {
-                return Err(StoreError::Dimension { got: dim, want: have });
+        let dim = match (dim, have) {
+            (Some(d), Some(h)) if d != h => return Err(StoreError::Dimension { got: d, want: h }),
+            (Some(d), _) | (None, Some(d)) => d,
+            (None, None) => return Err(backend(format!("the case store in {} has no vector size", dir.display()))),
+        };
+        Ok(Self { inner: Arc::new(Inner { shard, dim, writes: Mutex::new(()), _lock: lock }) })
+    }
+
+    /// Removes every case's text by writing the store anew without it, then
+    /// swapping the new directory in: deleting a payload field only marks its
+    /// bytes free, and they stay readable in the old files. Needs the store
+    /// closed (it takes the directory's lock). An interrupted run is finished
+    /// by the next one.
+    pub fn redact(dir: &Path) -> Result<Redacted, StoreError> {
+        let (new_dir, old_dir) = (beside(dir, "redact-new"), beside(dir, "redact-old"));
+        let io = |what: &str, p: &Path, e: std::io::Error| backend(format!("{what} {}: {e}", p.display()));
+        if old_dir.exists() {
+            // The old store was parked; the new one is complete once parking began.
+            if !dir.exists() {
+                std::fs::rename(&new_dir, dir).map_err(|e| io("moving in", &new_dir, e))?;
+            }
+            std::fs::remove_dir_all(&old_dir).map_err(|e| io("removing", &old_dir, e))?;
+        }
+        if new_dir.exists() {
+            // An unfinished copy: build it again.
+            std::fs::remove_dir_all(&new_dir).map_err(|e| io("removing", &new_dir, e))?;
+        }
+        if !dir.join(CONFIG_FILE).exists() {
+            return Ok(Redacted { cases: 0, texts: 0 });
+        }
+        let old = Self::open_with(dir, None)?;
+        let new = Self::open(&new_dir, old.inner.dim)?;
+        let mut done = Redacted { cases: 0, texts: 0 };
+        let mut offset = None;
+        loop {
+            let (records, next) = old
+                .inner
+                .shard
+                .scroll(ScrollRequest {
+                    offset,
+                    limit: Some(REDACT_PAGE),
+                    filter: None,
+                    with_payload: Some(WithPayloadInterface::Bool(true)),
+                    with_vector: WithVector::Bool(true),
+                    order_by: None,
+                })
+                .map_err(backend)?;
+            let mut points = Vec::with_capacity(records.len());
+            for r in records {
+                let mut p = CasePayload::from_json(payload_value(r.payload))?;
+                done.cases += 1;
+                done.texts += u64::from(p.text.take().is_some());
+                points.push(PointStruct::new(r.id, dense(r.vector), serde_json::Value::Object(p.to_json())).into());
+            }
+            if !points.is_empty() {
+                new.inner.write(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
+                    PointInsertOperations::PointsList(points),
+                )))?;
+            }
+            match next {
+                Some(n) => offset = Some(n),
+                None => break,
             }
         }
-        Ok(Self { inner: Arc::new(Inner { shard, dim, writes: Mutex::new(()), _lock: lock }) })
+        // Both flushed and unlocked before the swap.
+        drop((old, new));
+        std::fs::rename(dir, &old_dir).map_err(|e| io("parking", dir, e))?;
+        std::fs::rename(&new_dir, dir).map_err(|e| io("moving in", &new_dir, e))?;
+        std::fs::remove_dir_all(&old_dir).map_err(|e| io("removing", &old_dir, e))?;
+        Ok(done)
     }
 
     pub fn dir(&self) -> PathBuf {
@@ -237,6 +323,15 @@ impl CaseStore for EdgeStore {
     async fn count(&self) -> Result<u64, StoreError> {
         self.blocking(|inner| {
             inner.shard.count(CountRequest { filter: None, exact: true }).map(|n| n as u64).map_err(backend)
+        })
+        .await
+    }
+
+    async fn count_with_text(&self) -> Result<u64, StoreError> {
+        let filter: Filter = serde_json::from_value(serde_json::json!({"must_not": [{"is_empty": {"key": "text"}}]}))
+            .map_err(backend)?;
+        self.blocking(move |inner| {
+            inner.shard.count(CountRequest { filter: Some(filter), exact: true }).map(|n| n as u64).map_err(backend)
         })
         .await
     }

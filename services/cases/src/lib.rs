@@ -104,6 +104,8 @@ pub trait CaseStore: Send + Sync {
         min_score: Option<f32>,
     ) -> Result<Vec<Hit>, StoreError>;
     async fn count(&self) -> Result<u64, StoreError>;
+    /// Cases stored with their text.
+    async fn count_with_text(&self) -> Result<u64, StoreError>;
 }
 
 /// The point id a case id maps to: a UUID made of the first 16 bytes of its
@@ -127,6 +129,14 @@ pub fn reporter_hash(salt: &[u8], reporter: &str) -> String {
     h.update([0u8]);
     h.update(reporter.trim().as_bytes());
     hex::encode(h.finalize())
+}
+
+/// What a redaction found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redacted {
+    pub cases: u64,
+    /// Cases whose text was removed.
+    pub texts: u64,
 }
 
 /// Payload fields with an index, and their types, shared by both backends.

@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use qdrant_client::qdrant::{
     vector_output, Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
-    DeletePointsBuilder, Distance, FieldType, Filter, GetPointsBuilder, PointId, PointStruct, PointsIdsList,
-    QueryPointsBuilder, Range, UpsertPointsBuilder, VectorParamsBuilder,
+    DeletePayloadPointsBuilder, DeletePointsBuilder, Distance, FieldType, Filter, GetPointsBuilder, PointId,
+    PointStruct, PointsIdsList, QueryPointsBuilder, Range, UpsertPointsBuilder, VectorParamsBuilder,
 };
 use qdrant_client::{Payload, Qdrant};
 
@@ -27,11 +27,7 @@ impl QdrantStore {
     /// Connects and creates the collection (cosine, `dim`) and its payload
     /// indexes if missing.
     pub async fn connect(url: &str, api_key: Option<String>, collection: &str, dim: usize) -> Result<Self, StoreError> {
-        let mut builder = Qdrant::from_url(url).skip_compatibility_check();
-        if let Some(k) = api_key {
-            builder = builder.api_key(k);
-        }
-        let client = builder.build().map_err(backend)?;
+        let client = client(url, api_key)?;
         if !client.collection_exists(collection).await.map_err(backend)? {
             client
                 .create_collection(
@@ -54,6 +50,30 @@ impl QdrantStore {
         Ok(Self { client, collection: collection.to_string(), dim })
     }
 
+    /// Removes every case's text (`wait=true`) from an existing collection;
+    /// none is created. The server reclaims the space on its own schedule
+    /// (its vacuum optimizer), not at once.
+    pub async fn redact(url: &str, api_key: Option<String>, collection: &str) -> Result<crate::Redacted, StoreError> {
+        let client = client(url, api_key)?;
+        if !client.collection_exists(collection).await.map_err(backend)? {
+            return Ok(crate::Redacted { cases: 0, texts: 0 });
+        }
+        // The vector size is not needed to delete a payload field.
+        let store = Self { client, collection: collection.to_string(), dim: 0 };
+        let cases = store.count().await?;
+        let texts = store.count_with_text().await?;
+        store
+            .client
+            .delete_payload(
+                DeletePayloadPointsBuilder::new(collection, vec!["text".to_string()])
+                    .points_selector(with_text())
+                    .wait(true),
+            )
+            .await
+            .map_err(backend)?;
+        Ok(crate::Redacted { cases, texts })
+    }
+
     fn check_dim(&self, v: &[f32]) -> Result<(), StoreError> {
         if v.len() != self.dim {
             return Err(StoreError::Dimension { got: v.len(), want: self.dim });
@@ -64,6 +84,18 @@ impl QdrantStore {
 
 fn payload_of(map: std::collections::HashMap<String, qdrant_client::qdrant::Value>) -> Result<CasePayload, StoreError> {
     CasePayload::from_json(serde_json::Value::from(Payload::from(map)))
+}
+
+fn client(url: &str, api_key: Option<String>) -> Result<Qdrant, StoreError> {
+    let mut builder = Qdrant::from_url(url).skip_compatibility_check();
+    if let Some(k) = api_key {
+        builder = builder.api_key(k);
+    }
+    builder.build().map_err(backend)
+}
+
+fn with_text() -> Filter {
+    Filter::must_not([Condition::is_empty("text")])
 }
 
 fn filter_of(f: &CaseFilter) -> Filter {
@@ -176,6 +208,15 @@ impl CaseStore for QdrantStore {
 
     async fn count(&self) -> Result<u64, StoreError> {
         let res = self.client.count(CountPointsBuilder::new(&self.collection).exact(true)).await.map_err(backend)?;
+        Ok(res.result.map(|r| r.count).unwrap_or(0))
+    }
+
+    async fn count_with_text(&self) -> Result<u64, StoreError> {
+        let res = self
+            .client
+            .count(CountPointsBuilder::new(&self.collection).filter(with_text()).exact(true))
+            .await
+            .map_err(backend)?;
         Ok(res.result.map(|r| r.count).unwrap_or(0))
     }
 }

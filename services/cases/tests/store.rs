@@ -1,7 +1,7 @@
 //! The same contract for both backends: the embedded store always, a Qdrant
 //! server whenever `QDRANT_URL` is set (e.g. `QDRANT_URL=http://localhost:6334`).
 
-use triage_cases::{CaseFilter, CaseRecord, CaseStore, EdgeStore, QdrantStore, StoreError};
+use triage_cases::{CaseFilter, CaseRecord, CaseStore, EdgeStore, QdrantStore, Redacted, StoreError};
 use triage_proto::{Label, RiskLevel};
 
 const DIM: usize = 8;
@@ -52,6 +52,11 @@ async fn contract(store: &dyn CaseStore) {
     let c = case("c", unit(3, 0.0), &[Label::Collective, Label::Livelihood], RiskLevel::Orange, "东城", "r2", 3_000);
     store.upsert(vec![a.clone(), b.clone(), c.clone()]).await.unwrap();
     assert_eq!(store.count().await.unwrap(), 3);
+    assert_eq!(store.count_with_text().await.unwrap(), 3);
+    // Replaced without its text, a case no longer counts as holding one.
+    store.upsert(vec![CaseRecord { text: None, ..c.clone() }]).await.unwrap();
+    assert_eq!(store.count_with_text().await.unwrap(), 2);
+    store.upsert(vec![c.clone()]).await.unwrap();
 
     // Read back whole, vector included (cosine stores it normalised).
     let got = store.get("a", true).await.unwrap().expect("a is stored");
@@ -142,6 +147,36 @@ async fn embedded_store_survives_reopening_and_locks_its_directory() {
     // Another dimension than the one the store was made with is refused.
     drop(store);
     assert!(matches!(EdgeStore::open(dir.path(), DIM * 2), Err(StoreError::Dimension { .. })));
+}
+
+#[tokio::test]
+async fn redacting_rewrites_the_embedded_store_without_texts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cases");
+    assert_eq!(EdgeStore::redact(&path).unwrap(), Redacted { cases: 0, texts: 0 }, "no store, nothing to do");
+    assert!(!path.exists());
+    {
+        let store = EdgeStore::open(&path, DIM).unwrap();
+        let a = case("a", unit(0, 0.0), &[Label::Violence], RiskLevel::Red, "东城", "r1", 1_000);
+        let b = CaseRecord { text: None, ..case("b", unit(1, 0.0), &[], RiskLevel::Blue, "西城", "r2", 2_000) };
+        store.upsert(vec![a, b]).await.unwrap();
+        // Refused while the store is open elsewhere.
+        assert!(matches!(EdgeStore::redact(&path), Err(StoreError::Locked { .. })));
+    }
+    assert_eq!(EdgeStore::redact(&path).unwrap(), Redacted { cases: 2, texts: 1 });
+    let store = EdgeStore::open(&path, DIM).unwrap();
+    assert_eq!((store.count().await.unwrap(), store.count_with_text().await.unwrap()), (2, 0));
+    let a = store.get("a", true).await.unwrap().unwrap();
+    assert_eq!((a.text, a.level, a.received_at, a.vector.len()), (None, RiskLevel::Red, Some(1_000), DIM));
+    drop(store);
+    // An interrupted run (the old store parked, the new one not yet moved in) is finished by the next.
+    let parked = dir.path().join("cases.redact-old");
+    std::fs::rename(&path, dir.path().join("cases.redact-new")).unwrap();
+    std::fs::create_dir_all(&parked).unwrap();
+    assert!(EdgeStore::open(&path, DIM).is_err(), "opening is refused while a redaction is unfinished");
+    assert_eq!(EdgeStore::redact(&path).unwrap(), Redacted { cases: 2, texts: 0 });
+    assert!(!parked.exists());
+    assert_eq!(EdgeStore::open(&path, DIM).unwrap().count().await.unwrap(), 2);
 }
 
 #[tokio::test]

@@ -50,8 +50,4 @@ impl TextTokenizer {
         }
         Ok(Tokens { ids, full_len, truncated })
     }
-
-    pub fn inner(&self) -> &Tokenizer {
-        &self.inner
-    }
 }

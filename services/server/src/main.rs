@@ -2,11 +2,20 @@
 //! argument parsing and wiring; the work lives in the library crates.
 
 mod cli;
+mod filing;
 mod http;
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // Every file and directory the process makes is its owner's only: case
+    // texts, the store's segments (written by qdrant-edge, whose modes we do
+    // not choose), keys and salt.
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
     let args = cli::Cli::parse();
     cli::init_logging(&args.global);
     match cli::run(args) {

@@ -95,6 +95,12 @@ impl Triage {
         Ok(self.judge_batch(&[text])?.remove(0))
     }
 
+    /// Encoder tokens judging `text` takes: its chunks' tokens as encoded (at
+    /// most the encoder's 512 each), summed. Inference time grows with it.
+    pub fn cost(&self, text: &str) -> usize {
+        chunks(text, CHUNK_CHARS).iter().map(|c| self.encoder.tokenize(c).map_or(0, |t| t.ids.len())).sum()
+    }
+
     pub fn judge_batch<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Judgement>, TriageError> {
         let feats = features(&self.encoder, &self.lexicon, texts)?;
         Ok(feats.into_iter().map(|f| self.judgement(f)).collect())

@@ -15,7 +15,7 @@ pub struct CuesArgs {
     #[arg(default_value = "-")]
     pub input: String,
     /// Also print the suppressed cues and why each was suppressed.
-    #[arg(long)]
+    #[arg(long, env = "TRIAGE_CUES_VERBOSE")]
     pub verbose: bool,
 }
 

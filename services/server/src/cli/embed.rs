@@ -19,10 +19,10 @@ pub struct EmbedArgs {
     #[arg(default_value = "-")]
     pub input: String,
     /// Output file (JSON Lines); stdout if absent.
-    #[arg(short, long)]
+    #[arg(short, long, env = "TRIAGE_EMBED_OUTPUT")]
     pub output: Option<PathBuf>,
     /// Lines embedded per batch call.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, env = "TRIAGE_EMBED_CHUNK", default_value_t = 256)]
     pub chunk: usize,
     /// Embed with the registry's weights as they are, without the fine-tuned
     /// delta (the service stores the fine-tuned vectors; this is for comparison).

@@ -13,14 +13,17 @@ use super::{risk, ModelArgs};
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// Labelled JSON Lines (default: $TRIAGE_DATA/dev.jsonl).
-    #[arg(long)]
+    /// Labelled JSON Lines (default: dev.jsonl in --data-root).
+    #[arg(long, env = "TRIAGE_EVAL_DATA")]
     pub data: Option<PathBuf>,
+    /// Directory of the shared labelled sets.
+    #[arg(long, env = "TRIAGE_DATA", default_value = "../shared/data")]
+    pub data_root: PathBuf,
     /// Write the metrics as JSON here.
-    #[arg(long)]
+    #[arg(long, env = "TRIAGE_EVAL_JSON")]
     pub json: Option<PathBuf>,
     /// Write the self-contained HTML report here.
-    #[arg(long)]
+    #[arg(long, env = "TRIAGE_EVAL_REPORT")]
     pub report: Option<PathBuf>,
     #[command(flatten)]
     pub risk: risk::RiskModelArgs,
@@ -30,7 +33,7 @@ pub struct EvalArgs {
 
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let path = args.data.clone().unwrap_or_else(|| risk::data_dir().join("dev.jsonl"));
+    let path = args.data.clone().unwrap_or_else(|| args.data_root.join("dev.jsonl"));
     // Read and validate the whole file before loading the model: a malformed
     // line fails fast with its line number.
     let examples = read_labelled(&path)?;

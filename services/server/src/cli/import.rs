@@ -11,10 +11,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::BufRead;
 use std::path::PathBuf;
 
+use crate::filing::{self, Filing, ModelView, Origin};
 use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
-use triage_cases::CaseRecord;
 use triage_proto::time::Timestamp;
 use triage_proto::{Label, RiskLevel};
 use triage_risk::TriageError;
@@ -28,7 +28,7 @@ pub struct ImportArgs {
     /// JSON Lines file of past cases.
     pub file: PathBuf,
     /// Cases judged and written per batch.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, env = "TRIAGE_IMPORT_BATCH", default_value_t = 32)]
     pub batch: usize,
     #[command(flatten)]
     pub store: StoreArgs,
@@ -133,6 +133,7 @@ fn check(l: Line, salt: &[u8]) -> Result<Ready, (&'static str, String)> {
 pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.batch >= 1, "--batch must be at least 1");
     let file = std::fs::File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
+    args.store.private_data_dir()?;
     let salt = args.store.salt()?;
     let mut summary = Summary::default();
     let mut cases = Vec::new();
@@ -180,21 +181,17 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
         let records = chunk
             .iter()
             .zip(judged)
-            .map(|(c, j)| CaseRecord {
-                case_id: c.case_id.clone(),
-                text: args.store.store_text.then(|| c.text.clone()),
-                labels: c.labels.clone().unwrap_or_else(|| j.flagged_labels()),
-                level: c.level.unwrap_or(j.level),
-                // Imports run no escalation: the risk level is people's level or the text's.
-                base_level: Some(j.level),
-                risk_level: Some(c.level.unwrap_or(j.level)),
-                escalations: Vec::new(),
-                district: c.district.clone(),
-                reporter_hash: c.reporter_hash.clone(),
-                received_at: c.received_at,
-                model_version: (c.labels.is_none() || c.level.is_none()).then(|| j.model_version.clone()),
-                indexed_at: now,
-                vector: j.embedding,
+            .map(|(c, j)| {
+                // Imports run no escalation: the model's side is the text's level.
+                let flagged = j.flagged_labels();
+                let model = ModelView { flagged: &flagged, level: j.level, risk_level: j.level, escalations: &[] };
+                let filing = Filing::new(model, c.labels.clone(), c.level);
+                let origin = Origin {
+                    district: c.district.clone(),
+                    reporter_hash: c.reporter_hash.clone(),
+                    received_at: c.received_at,
+                };
+                filing::record(&c.case_id, args.store.store_text.then(|| c.text.clone()), &j, filing, origin, now)
             })
             .collect();
         rt.block_on(store.upsert(records))?;

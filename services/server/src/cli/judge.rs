@@ -16,7 +16,7 @@ pub struct JudgeArgs {
     pub input: String,
     /// Also write each text's raw decision (head probabilities, bars, a forced
     /// threat label) under "decision", for error analysis; not part of the wire answer.
-    #[arg(long)]
+    #[arg(long, env = "TRIAGE_JUDGE_SCORES")]
     pub scores: bool,
     #[command(flatten)]
     pub risk: risk::RiskModelArgs,

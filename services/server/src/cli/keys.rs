@@ -13,9 +13,9 @@ pub enum KeysCommand {
 #[derive(Args, Debug)]
 pub struct NewKeyArgs {
     /// A name for the key's holder, shown in logs.
-    #[arg(long)]
+    #[arg(long, env = "TRIAGE_KEY_NAME")]
     pub name: String,
-    #[arg(long, value_enum)]
+    #[arg(long, env = "TRIAGE_KEY_ROLE", value_enum)]
     pub role: Role,
 }
 

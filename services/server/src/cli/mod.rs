@@ -1,5 +1,6 @@
 //! Command-line interface: global options and subcommand dispatch.
 
+mod cases;
 mod cues;
 mod embed;
 mod eval;
@@ -86,6 +87,9 @@ pub enum Command {
     /// Make API keys for the keys file.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Upkeep of the case store.
+    #[command(subcommand)]
+    Cases(cases::CasesCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -99,6 +103,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(a) => import::run(a).map(|()| ExitCode::SUCCESS),
         Command::Policy(c) => policy::run(c),
         Command::Keys(c) => keys::run(c).map(|()| ExitCode::SUCCESS),
+        Command::Cases(c) => cases::run(c).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -30,13 +30,13 @@ pub struct CalibrateArgs {
     #[arg(long, env = "TRIAGE_POLICY", default_value = "models/policy.toml")]
     pub policy: PathBuf,
     /// Write the chosen thresholds into the policy file, keeping its comments.
-    #[arg(long, conflicts_with = "check")]
+    #[arg(long, env = "TRIAGE_CALIBRATE_WRITE", conflicts_with = "check")]
     pub write: bool,
     /// Exit 1 when a shipped threshold gives less than its stated precision on the pairs.
-    #[arg(long)]
+    #[arg(long, env = "TRIAGE_CALIBRATE_CHECK")]
     pub check: bool,
     /// Also write every sweep as JSON here.
-    #[arg(long)]
+    #[arg(long, env = "TRIAGE_CALIBRATE_JSON")]
     pub json: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,

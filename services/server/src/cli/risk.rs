@@ -55,11 +55,6 @@ pub fn load_triage(model: &ModelArgs, risk: &RiskModelArgs) -> anyhow::Result<Tr
     Ok(Triage::new(Arc::new(encoder), CueLexicon::builtin()?, heads)?)
 }
 
-/// Labelled data directory: `TRIAGE_DATA`, or ../shared/data.
-pub fn data_dir() -> PathBuf {
-    std::env::var_os("TRIAGE_DATA").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("../shared/data"))
-}
-
 /// A progress bar of `len` items labelled `what` on a terminal; hidden
 /// otherwise (logs and pipes get no control characters).
 pub fn progress(len: usize, what: &str) -> ProgressBar {

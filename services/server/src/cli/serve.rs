@@ -1,8 +1,9 @@
 //! `triage serve`: the HTTP service.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -11,7 +12,7 @@ use triage_risk::Policy;
 use super::risk::{load_triage, RiskModelArgs};
 use super::store::{write_private, StoreArgs};
 use super::ModelArgs;
-use crate::http::{self, AppState, Evals, InferenceQueue, Keys, Role};
+use crate::http::{self, AppState, ConnLimits, Evals, InferenceQueue, Keys, Role};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -22,9 +23,10 @@ pub struct ServeArgs {
     /// when that does not exist, one admin key is made and printed once.
     #[arg(long, env = "TRIAGE_KEYS")]
     pub keys: Option<PathBuf>,
-    /// Escalation policy (reloaded on SIGHUP). When the file is missing, the built-in copy of models/policy.toml is used.
-    #[arg(long, env = "TRIAGE_POLICY", default_value = "models/policy.toml")]
-    pub policy: PathBuf,
+    /// Escalation policy (reloaded on SIGHUP). Default: models/policy.toml when it
+    /// exists, else the built-in copy of it. A path that is given must exist.
+    #[arg(long, env = "TRIAGE_POLICY")]
+    pub policy: Option<PathBuf>,
     /// Most texts waiting for or in inference; beyond it requests get 503 with Retry-After.
     #[arg(long, env = "TRIAGE_QUEUE_SIZE", default_value_t = 128)]
     pub queue_size: usize,
@@ -32,9 +34,27 @@ pub struct ServeArgs {
     /// batching 32 waiting texts gave half the throughput of one at a time (BENCHMARKS.md).
     #[arg(long, env = "TRIAGE_MAX_BATCH", default_value_t = 1)]
     pub max_batch: usize,
+    /// Most encoder tokens one batch may cost (each text's chunks, at most 512 tokens each);
+    /// a costlier batch gets 400 `batch_too_large`. 16,384 is about 30 s of inference on two cores.
+    #[arg(long, env = "TRIAGE_MAX_REQUEST_TOKENS", default_value_t = 16_384)]
+    pub max_request_tokens: usize,
     /// Largest request body, in bytes.
     #[arg(long, env = "TRIAGE_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Seconds a connection may take to send a request's head. The clock also
+    /// runs while a kept-alive connection waits for its next request, so it is
+    /// the idle limit too; the connection is closed without an answer.
+    #[arg(long, env = "TRIAGE_HEADER_TIMEOUT", default_value = "10", value_parser = seconds)]
+    pub header_timeout: Duration,
+    /// Seconds from the end of a request's head to the last byte of its body (408 `request_timeout`).
+    #[arg(long, env = "TRIAGE_BODY_TIMEOUT", default_value = "30", value_parser = seconds)]
+    pub body_timeout: Duration,
+    /// Seconds from the end of a request's head to its answer, queue wait and inference included (408 `request_timeout`).
+    #[arg(long, env = "TRIAGE_REQUEST_TIMEOUT", default_value = "120", value_parser = seconds)]
+    pub request_timeout: Duration,
+    /// Most connections open at once; more wait in the listen backlog until one closes.
+    #[arg(long, env = "TRIAGE_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -43,14 +63,31 @@ pub struct ServeArgs {
     pub risk: RiskModelArgs,
 }
 
-fn load_policy(path: &PathBuf) -> anyhow::Result<(Policy, Option<PathBuf>)> {
-    if path.exists() {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let p = Policy::from_toml(&text).with_context(|| format!("in {}", path.display()))?;
-        return Ok((p, Some(path.clone())));
+/// A positive number of seconds (fractions allowed).
+fn seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if secs.is_nan() || secs <= 0.0 {
+        return Err("must be more than 0 seconds".into());
     }
-    tracing::warn!(path = %path.display(), "policy file not found; using the built-in policy");
-    Ok((Policy::builtin()?, None))
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+}
+
+/// Where the policy is read from when no path is given (run from the repository).
+const DEFAULT_POLICY_PATH: &str = "models/policy.toml";
+
+fn load_policy(given: Option<&PathBuf>) -> anyhow::Result<(Policy, Option<PathBuf>)> {
+    let path = match given {
+        Some(p) => p.clone(),
+        None if Path::new(DEFAULT_POLICY_PATH).exists() => PathBuf::from(DEFAULT_POLICY_PATH),
+        None => {
+            tracing::info!("no policy file given and none in models/; using the built-in policy");
+            return Ok((Policy::builtin()?, None));
+        }
+    };
+    // A mistyped path must not quietly fall back to other rules.
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading the policy {}", path.display()))?;
+    let p = Policy::from_toml(&text).with_context(|| format!("in {}", path.display()))?;
+    Ok((p, Some(path)))
 }
 
 fn load_keys(args: &ServeArgs) -> anyhow::Result<Keys> {
@@ -78,12 +115,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .set_buckets(&[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])?
         .install_recorder()
         .context("installing the metrics recorder")?;
+    args.store.private_data_dir()?;
     let keys = load_keys(&args)?;
-    let (policy, policy_path) = load_policy(&args.policy)?;
+    let (policy, policy_path) = load_policy(args.policy.as_ref())?;
     let triage = Arc::new(load_triage(&args.model, &args.risk)?);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let store = args.store.open(triage.encoder().dim()).await?;
+        if !args.store.store_text {
+            let n = store.count_with_text().await?;
+            anyhow::ensure!(
+                n == 0,
+                "--store-text false, but the case store holds the text of {n} cases, and they would still be served: \
+                 stop here and run `triage cases redact` first"
+            );
+        }
         let salt = args.store.salt()?;
         let queue = InferenceQueue::start(triage.clone(), args.queue_size, args.max_batch);
         let evals = Evals::start(args.store.data_dir.join("evals"), triage.clone(), queue.clone())?;
@@ -97,6 +143,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             salt,
             store_text: args.store.store_text,
             max_body_bytes: args.max_body_bytes,
+            max_request_tokens: args.max_request_tokens,
+            body_timeout: args.body_timeout,
+            request_timeout: args.request_timeout,
             metrics,
             evals,
         });
@@ -108,7 +157,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             model_version = %triage.model().version,
             "serving"
         );
-        http::serve(listener, state).await
+        let limits = ConnLimits { header_timeout: args.header_timeout, max_connections: args.max_connections as usize };
+        http::serve(listener, state, limits).await
     })?;
     // The last store handle is dropped here: the embedded shard flushes and releases its lock.
     Ok(())

@@ -49,6 +49,30 @@ impl StoreArgs {
         }
     }
 
+    /// Creates the data directory owner-only (0700), or takes group and
+    /// other access away from an existing one: it holds case texts, the
+    /// reporter salt and the keys file.
+    pub fn private_data_dir(&self) -> anyhow::Result<()> {
+        let dir = &self.data_dir;
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            b.mode(0o700);
+            b.create(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let mode = std::fs::metadata(dir)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))
+                    .with_context(|| format!("making {} owner-only", dir.display()))?;
+                tracing::warn!(dir = %dir.display(), "the data directory was open to other users; made it owner-only");
+            }
+        }
+        #[cfg(not(unix))]
+        b.create(dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(())
+    }
+
     pub fn salt(&self) -> anyhow::Result<Vec<u8>> {
         if let Some(s) = &self.reporter_salt {
             return Ok(s.as_bytes().to_vec());

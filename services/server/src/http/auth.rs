@@ -128,15 +128,19 @@ impl Keys {
         self.by_hash.len()
     }
 
-    /// 401 without a known key, 403 when its role lacks the permission.
+    /// 401 without a known key, 403 when its role lacks the permission, 400
+    /// with more than one `Authorization` header: which of them a proxy or
+    /// another server would read is anyone's guess.
     pub fn check(&self, headers: &HeaderMap, need: Permission) -> Result<Caller, ApiError> {
-        let key = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "send an API key as `Authorization: Bearer KEY`"))?;
+        let mut sent = headers.get_all(header::AUTHORIZATION).iter();
+        let first = sent.next();
+        if sent.next().is_some() {
+            return Err(ApiError::new(ErrorCode::InvalidRequest, "send one Authorization header, not several"));
+        }
+        let key =
+            first.and_then(|v| v.to_str().ok()).and_then(bearer).filter(|k| !k.is_empty()).ok_or_else(|| {
+                ApiError::new(ErrorCode::Unauthorized, "send an API key as `Authorization: Bearer KEY`")
+            })?;
         let caller = self
             .by_hash
             .get(&key_hash(key))
@@ -149,6 +153,13 @@ impl Keys {
         }
         Ok(caller.clone())
     }
+}
+
+/// The credentials of a `Bearer` authorization; the scheme name is
+/// case-insensitive (RFC 9110, 11.1).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, key) = value.trim().split_once([' ', '\t'])?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
 }
 
 /// A new random key (32 bytes, URL-safe text) and its keys-file table.
@@ -181,6 +192,15 @@ mod tests {
         assert_eq!(keys.check(&h, Permission::Search).unwrap().name, "a \"quoted\" name");
         assert_eq!(keys.check(&h, Permission::Triage).unwrap_err().code, ErrorCode::Forbidden);
         assert!(!table.contains(&key), "the table must not hold the key");
+        for scheme in ["bearer", "BEARER", "BeArEr"] {
+            h.insert(header::AUTHORIZATION, format!("{scheme}  {key} ").parse().unwrap());
+            assert!(keys.check(&h, Permission::Search).is_ok(), "{scheme}");
+        }
+        h.insert(header::AUTHORIZATION, format!("Basic {key}").parse().unwrap());
+        assert_eq!(keys.check(&h, Permission::Search).unwrap_err().code, ErrorCode::Unauthorized);
+        h.insert(header::AUTHORIZATION, format!("Bearer {key}").parse().unwrap());
+        h.append(header::AUTHORIZATION, format!("Bearer {key}").parse().unwrap());
+        assert_eq!(keys.check(&h, Permission::Search).unwrap_err().code, ErrorCode::InvalidRequest);
         assert!(Keys::parse("").is_err());
         assert!(Keys::parse("[[key]]\nname=\"x\"\nrole=\"root\"\nsha256=\"00\"\n").is_err());
     }

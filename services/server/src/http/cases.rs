@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::Json;
 use triage_cases::{CaseFilter, CaseRecord};
@@ -13,7 +14,7 @@ use triage_proto::{
 
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
-use super::pipeline::{check_case_id, check_text, parse_labels, parse_level, parse_time, Filing};
+use super::pipeline::{check_case_id, check_text, parse_labels, parse_level, parse_time};
 use super::AppState;
 
 const DEFAULT_TOP_K: usize = 10;
@@ -36,6 +37,12 @@ fn wire(c: CaseRecord) -> Case {
     }
 }
 
+/// The case id from the path; one that does not decode (`%ff`) is answered like any other bad request.
+fn path_id(p: Result<Path<String>, PathRejection>) -> ApiResult<String> {
+    p.map(|Path(id)| id)
+        .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "the case id in the path is not percent-encoded UTF-8"))
+}
+
 fn unknown(id: &str) -> ApiError {
     ApiError::new(ErrorCode::UnknownCase, format!("no case with id {id:?}"))
 }
@@ -55,7 +62,7 @@ pub async fn put_case(
     let ctx = state.context(req.context.as_ref(), None)?;
     let j = state.judge(vec![req.text.clone()]).await?.remove(0);
     let a = state.assess(&j, Some(&req.case_id), &ctx).await?;
-    let filing = Filing::with(&a, labels, level);
+    let filing = a.filing(labels, level);
     let rec = state.record(&req.case_id, &req.text, &j, filing, &ctx);
     state.store.upsert(vec![rec.clone()]).await?;
     Ok(Json(wire(CaseRecord { vector: Vec::new(), ..rec })))
@@ -63,7 +70,11 @@ pub async fn put_case(
 
 #[utoipa::path(get, path = "/v1/cases/{case_id}", tag = "cases", params(("case_id" = String, Path)),
     responses((status = 200, body = Case), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn get_case(State(state): State<Arc<AppState>>, Path(case_id): Path<String>) -> ApiResult<Json<Case>> {
+pub async fn get_case(
+    State(state): State<Arc<AppState>>,
+    case_id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Case>> {
+    let case_id = path_id(case_id)?;
     let c = state.store.get(&case_id, false).await?.ok_or_else(|| unknown(&case_id))?;
     Ok(Json(wire(c)))
 }
@@ -72,8 +83,9 @@ pub async fn get_case(State(state): State<Arc<AppState>>, Path(case_id): Path<St
     responses((status = 200, body = DeleteResponse), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete_case(
     State(state): State<Arc<AppState>>,
-    Path(case_id): Path<String>,
+    case_id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<DeleteResponse>> {
+    let case_id = path_id(case_id)?;
     if !state.store.delete(&case_id).await? {
         return Err(unknown(&case_id));
     }

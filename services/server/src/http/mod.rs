@@ -3,19 +3,23 @@
 mod auth;
 mod body;
 mod cases;
+mod conn;
 mod console;
 mod error;
 mod evals;
 mod ops;
 mod pipeline;
+#[cfg(test)]
+mod props;
 mod queue;
 mod triage;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -26,6 +30,7 @@ use triage_proto::ErrorCode;
 use triage_risk::{Policy, Triage};
 
 pub use auth::{new_key, Keys, Permission, Role};
+pub use conn::ConnLimits;
 pub use evals::Evals;
 pub use queue::InferenceQueue;
 
@@ -44,6 +49,12 @@ pub struct AppState {
     pub store_text: bool,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Most encoder tokens one batch request may cost (a single text is bounded by its length).
+    pub max_request_tokens: usize,
+    /// From the end of the head to the last byte of the body.
+    pub body_timeout: Duration,
+    /// From the end of the head to the answer, queue wait and inference included.
+    pub request_timeout: Duration,
     pub metrics: PrometheusHandle,
     pub evals: Evals,
 }
@@ -92,24 +103,69 @@ async fn guard(State((state, need)): State<(Arc<AppState>, Permission)>, req: Re
     }
 }
 
+/// The method as a metric label: any other method is a client's free text
+/// (hyper accepts any token), and each new label value is a new series kept for good.
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Request count and latency by route template and status, and one log line
 /// per request. Only the route template is logged: never a body, a query or a case id.
 async fn observe(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let route =
         req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
     let secs = started.elapsed().as_secs_f64();
     let status = resp.status().as_u16();
-    metrics::counter!("triage_http_requests_total", "route" => route.clone(), "method" => method.to_string(), "status" => status.to_string())
+    metrics::counter!("triage_http_requests_total", "route" => route.clone(), "method" => method, "status" => status.to_string())
         .increment(1);
     metrics::histogram!("triage_http_request_duration_seconds", "route" => route.clone()).record(secs);
-    tracing::info!(%method, %route, status, ms = (secs * 1000.0).round() as u64, "request");
+    tracing::info!(method, %route, status, ms = (secs * 1000.0).round() as u64, "request");
     resp
 }
 
+/// Answers that axum or tower-http write themselves (an extractor's
+/// rejection in plain text, the request timeout's empty 408) get the
+/// documented JSON error body. Their own text is dropped: it can quote the request.
+async fn one_error_shape(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => (ErrorCode::NotFound, "no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => (ErrorCode::MethodNotAllowed, "method not allowed on this route"),
+        StatusCode::REQUEST_TIMEOUT => (ErrorCode::RequestTimeout, "the request took longer than the service allows"),
+        StatusCode::PAYLOAD_TOO_LARGE => (ErrorCode::PayloadTooLarge, "the request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (ErrorCode::UnsupportedMediaType, "send the body as application/json"),
+        s if s.is_server_error() => (ErrorCode::Internal, "internal error; see the service log"),
+        _ => (ErrorCode::InvalidRequest, "the request could not be read"),
+    };
+    tracing::debug!(status = status.as_u16(), "a plain-text answer replaced by the JSON error body");
+    ApiError::new(code, message).into_response()
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
+    let request_timeout = state.request_timeout;
     let with = |p: Permission| middleware::from_fn_with_state((state.clone(), p), guard);
     let api = Router::new()
         .route("/v1/triage", post(triage::triage_one).route_layer(with(Permission::Triage)))
@@ -136,7 +192,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this route")
         })
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
         .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn(one_error_shape))
         // `JsonBody` enforces `max_body_bytes` itself, draining what it refuses.
         .layer(DefaultBodyLimit::disable())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
@@ -147,7 +205,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Serves until SIGINT or SIGTERM, then stops accepting and finishes the
 /// requests in flight. SIGHUP reloads the escalation policy.
-pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>) -> anyhow::Result<()> {
+pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>, limits: ConnLimits) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         let s = state.clone();
@@ -159,7 +217,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>) -> a
         });
     }
     let app = router(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    conn::serve(listener, app, limits, shutdown_signal()).await?;
     tracing::info!("stopped accepting; requests in flight finished");
     Ok(())
 }

@@ -11,6 +11,7 @@ use triage_risk::{Judgement, TriageError};
 use super::error::{ApiError, ApiResult};
 use super::queue::QueueError;
 use super::AppState;
+use crate::filing::{Filing, ModelView, Origin};
 
 /// Longest case id accepted.
 const MAX_CASE_ID: usize = 200;
@@ -103,7 +104,7 @@ impl AppState {
     /// Judges validated texts on the inference queue.
     pub async fn judge(&self, texts: Vec<String>) -> ApiResult<Vec<Judgement>> {
         self.queue.judge(texts).await.map_err(|e| match e {
-            QueueError::Full => ApiError::overloaded(1),
+            QueueError::Full { retry_after } => ApiError::overloaded(retry_after),
             QueueError::Stopped => ApiError::new(ErrorCode::NotReady, "the inference worker has stopped"),
             QueueError::Triage(e) => ApiError::internal(e),
         })
@@ -169,21 +170,13 @@ impl AppState {
     }
 
     pub fn record(&self, case_id: &str, text: &str, j: &Judgement, filing: Filing, ctx: &Context) -> CaseRecord {
-        CaseRecord {
-            case_id: case_id.to_string(),
-            text: self.store_text.then(|| text.to_string()),
-            labels: filing.labels,
-            level: filing.level,
-            base_level: Some(j.level),
-            risk_level: Some(filing.risk_level),
-            escalations: filing.escalations,
+        let origin = Origin {
             district: ctx.district.clone(),
             reporter_hash: ctx.reporter_hash.clone(),
             received_at: ctx.workflow.received_at,
-            model_version: filing.by_model.then(|| j.model_version.clone()),
-            indexed_at: Timestamp::now().unix(),
-            vector: j.embedding.clone(),
-        }
+        };
+        let text = self.store_text.then(|| text.to_string());
+        crate::filing::record(case_id, text, j, filing, origin, Timestamp::now().unix())
     }
 }
 
@@ -196,33 +189,16 @@ fn past(h: &Hit) -> PastCase {
     }
 }
 
-/// What a stored case is filed under: the model's labels and level (after
-/// escalation), or people's decisions when the platform sends them.
-pub struct Filing {
-    pub labels: Vec<Label>,
-    pub level: RiskLevel,
-    /// What later similar cases read: the risk rules' level, or people's level.
-    pub risk_level: RiskLevel,
-    /// Rule ids of the raises behind `level` (none when people set it).
-    pub escalations: Vec<String>,
-    /// The model's judgement stands in for at least one of labels and level,
-    /// so the record carries the model version.
-    pub by_model: bool,
-}
-
-impl Filing {
-    pub fn by_model(a: &Assessment) -> Self {
-        Self::with(a, None, None)
-    }
-
-    /// People's labels and level win where given.
-    pub fn with(a: &Assessment, labels: Option<Vec<Label>>, level: Option<RiskLevel>) -> Self {
-        let by_model = labels.is_none() || level.is_none();
-        let (level, risk_level, escalations) = match level {
-            Some(l) => (l, l, Vec::new()),
-            None => (a.level, a.risk_level, a.escalations.iter().map(|e| e.rule.clone()).collect()),
+impl Assessment {
+    /// What the case is stored under: people's labels and level where sent, the model's otherwise.
+    pub fn filing(&self, labels: Option<Vec<Label>>, level: Option<RiskLevel>) -> Filing {
+        let model = ModelView {
+            flagged: &self.flagged,
+            level: self.level,
+            risk_level: self.risk_level,
+            escalations: &self.escalations,
         };
-        Self { labels: labels.unwrap_or_else(|| a.flagged.clone()), level, risk_level, escalations, by_model }
+        Filing::new(model, labels, level)
     }
 }
 

@@ -8,7 +8,7 @@ use triage_proto::{BatchRequest, BatchResponse, ErrorBody, ErrorCode, TriageRequ
 
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
-use super::pipeline::{check_case_id, check_text, response, where_, Context, Filing};
+use super::pipeline::{check_case_id, check_text, response, where_, Context};
 use super::AppState;
 
 /// Checks one item before any work is queued.
@@ -32,7 +32,7 @@ async fn finish(
     let a = state.assess(&j, req.case_id.as_deref(), &ctx).await?;
     let stored = match (&req.case_id, req.store) {
         (Some(id), true) => {
-            let rec = state.record(id, &req.text, &j, Filing::by_model(&a), &ctx);
+            let rec = state.record(id, &req.text, &j, a.filing(None, None), &ctx);
             state.store.upsert(vec![rec]).await?;
             true
         }
@@ -54,7 +54,7 @@ pub async fn triage_one(
     Ok(Json(finish(&state, req, ctx, j).await?))
 }
 
-/// Judge up to 64 texts; answers in the order of the items. Any bad item fails the whole call, naming the item.
+/// Judge up to 64 texts costing at most `--max-request-tokens` together; answers in the order of the items. Any bad item fails the whole call, naming the item.
 #[utoipa::path(post, path = "/v1/triage/batch", tag = "triage", request_body = BatchRequest,
     responses((status = 200, body = BatchResponse), (status = "4XX", body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -72,7 +72,18 @@ pub async fn triage_batch(
         ));
     }
     let ctxs = req.items.iter().enumerate().map(|(i, r)| check(r, &state, Some(i))).collect::<ApiResult<Vec<_>>>()?;
-    let judgements = state.judge(req.items.iter().map(|r| r.text.clone()).collect()).await?;
+    let texts: Vec<String> = req.items.iter().map(|r| r.text.clone()).collect();
+    let cost = state.queue.cost(&texts);
+    if texts.len() > 1 && cost > state.max_request_tokens {
+        return Err(ApiError::new(
+            ErrorCode::BatchTooLarge,
+            format!(
+                "the items cost {cost} encoder tokens; the limit is {}: send fewer or shorter texts",
+                state.max_request_tokens
+            ),
+        ));
+    }
+    let judgements = state.judge(texts).await?;
     let mut items = Vec::with_capacity(judgements.len());
     // In order, each stored before the next is assessed: a repeat petition
     // inside one batch is seen as one.
