@@ -7,8 +7,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use triage_risk::data::Example;
-use triage_risk::model::Decision;
-use triage_risk::{Label, RiskLevel};
+use triage_risk::{Evidence, Judgement, Label, RiskLevel};
 
 /// One gold example next to the model's answer.
 #[derive(Debug, Clone)]
@@ -24,11 +23,14 @@ pub struct Scored {
     pub scores: [f32; 5],
     pub flagged: [bool; 5],
     pub level: RiskLevel,
+    /// The cue spans the judge found in the text (char offsets), shown with the misses.
+    pub evidence: Vec<Evidence>,
 }
 
 impl Scored {
-    /// A labelled example next to the model's decision on it.
-    pub fn new(e: &Example, d: &Decision) -> Self {
+    /// A labelled example next to the model's judgement of it.
+    pub fn new(e: &Example, j: &Judgement) -> Self {
+        let d = &j.decision;
         Self {
             id: e.id.clone(),
             source: e.source.clone(),
@@ -40,6 +42,7 @@ impl Scored {
             scores: d.scores.labels,
             flagged: d.flagged,
             level: d.level,
+            evidence: j.evidence.clone(),
         }
     }
 }
@@ -107,6 +110,8 @@ pub struct Miss {
     pub gold_labels: Vec<Label>,
     pub predicted_labels: Vec<Label>,
     pub text: String,
+    /// What the judge saw in the text: why it was not raised higher.
+    pub evidence: Vec<Evidence>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -304,6 +309,7 @@ pub fn compute(items: &[Scored]) -> Metrics {
             gold_labels: s.gold_labels.clone(),
             predicted_labels: Label::ALL.into_iter().filter(|l| s.flagged[l.index()]).collect(),
             text: s.text.clone(),
+            evidence: s.evidence.clone(),
         })
         .collect();
 

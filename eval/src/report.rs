@@ -12,6 +12,16 @@ fn esc(s: &str) -> String {
 const LEVELS: [&str; 4] = ["blue", "yellow", "orange", "red"];
 const COLORS: [&str; 5] = ["#c0392b", "#8e44ad", "#2c3e50", "#d35400", "#27ae60"];
 
+/// The report's JSON: the metrics with the model version, the set's name and
+/// the time taken. `triage eval --json` writes it; `GET /v1/evals/{id}` answers with it.
+pub fn json(m: &Metrics, model_version: &str, data: &str, seconds: f64) -> serde_json::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(m)?;
+    v["model_version"] = model_version.into();
+    v["data"] = data.into();
+    v["seconds"] = seconds.into();
+    Ok(v)
+}
+
 pub fn html(m: &Metrics, title: &str, model_version: &str) -> String {
     let mut h = String::with_capacity(64 * 1024);
     let _ = write!(

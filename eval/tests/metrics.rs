@@ -21,6 +21,7 @@ fn item(id: &str, gold: &[Label], gold_level: RiskLevel, pred: &[Label], level: 
         scores,
         flagged,
         level,
+        evidence: Vec::new(),
     }
 }
 

@@ -249,3 +249,68 @@ pub struct Ready {
     pub model_version: String,
     pub store: String,
 }
+
+/// The caller as the service knows it: what the console may show.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    /// The key's name in the keys file (never the key).
+    pub name: String,
+    /// `platform`, `analyst`, `operator` or `admin`.
+    pub role: String,
+    /// What the role may do: `triage`, `index`, `search`, `read`, `metrics`, `evaluate`.
+    pub permissions: Vec<String>,
+}
+
+/// Where an evaluation job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EvalStatus {
+    /// Waiting for the job before it to finish.
+    Queued,
+    Running,
+    Done,
+    /// It failed, or the service stopped before it finished (see `error`).
+    Failed,
+}
+
+/// One evaluation job, without its report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EvalSummary {
+    pub id: String,
+    pub status: EvalStatus,
+    /// The uploaded set's name (`?name=`), for people.
+    pub name: String,
+    /// The model that judges (or judged) the set.
+    pub model_version: String,
+    /// Labelled texts in the set.
+    pub total: usize,
+    /// Texts judged so far.
+    pub done: usize,
+    /// Jobs ahead of this one while it is queued.
+    pub position: Option<usize>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+    /// The headline figures of a finished job (as in its report).
+    pub macro_f1: Option<f64>,
+    pub red_recall: Option<f64>,
+    pub under_triage: Option<f64>,
+}
+
+/// A job and, once it is done, the same JSON as `triage eval --json`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EvalJob {
+    #[serde(flatten)]
+    pub summary: EvalSummary,
+    /// Present when `status` is `done`: metrics, `model_version`, `data` (the set's name) and `seconds`.
+    #[schema(value_type = Option<Object>)]
+    pub report: Option<serde_json::Value>,
+}
+
+/// Earlier and current jobs, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EvalList {
+    pub evals: Vec<EvalSummary>,
+}

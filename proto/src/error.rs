@@ -31,6 +31,11 @@ pub enum ErrorCode {
     NotReady,
     StoreError,
     Internal,
+    /// A labelled set with a malformed line; the message starts `line N:`.
+    InvalidLine,
+    UnknownEval,
+    /// Too many evaluation jobs waiting or running (429 with `Retry-After`).
+    TooManyEvals,
 }
 
 impl ErrorCode {
@@ -59,6 +64,9 @@ impl ErrorCode {
             ErrorCode::NotReady => "not_ready",
             ErrorCode::StoreError => "store_error",
             ErrorCode::Internal => "internal",
+            ErrorCode::InvalidLine => "invalid_line",
+            ErrorCode::UnknownEval => "unknown_eval",
+            ErrorCode::TooManyEvals => "too_many_evals",
         }
     }
 
@@ -75,13 +83,15 @@ impl ErrorCode {
             | ErrorCode::UnknownLabel
             | ErrorCode::UnknownLevel
             | ErrorCode::InvalidDate
-            | ErrorCode::MissingCaseId => 400,
+            | ErrorCode::MissingCaseId
+            | ErrorCode::InvalidLine => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
-            ErrorCode::NotFound | ErrorCode::UnknownCase => 404,
+            ErrorCode::NotFound | ErrorCode::UnknownCase | ErrorCode::UnknownEval => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RequestTimeout => 408,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::TooManyEvals => 429,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::Overloaded | ErrorCode::NotReady => 503,
             ErrorCode::StoreError | ErrorCode::Internal => 500,

@@ -41,13 +41,26 @@ struct RawExample {
     form: Option<String>,
 }
 
+/// A malformed line of a labelled set: its 1-based number and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct LineError {
+    pub line: usize,
+    pub message: String,
+}
+
 /// Reads a labelled set; a malformed line is an error naming its line number.
 pub fn read_labelled(path: &Path) -> Result<Vec<Example>, DataError> {
     let p = path.display().to_string();
     let raw = std::fs::read(path).map_err(|source| DataError::Io { path: p.clone(), source })?;
+    parse_labelled(&raw).map_err(|e| DataError::Line { path: p, line: e.line, message: e.message })
+}
+
+/// Parses a labelled set held in memory (an upload); blank lines are skipped.
+pub fn parse_labelled(raw: &[u8]) -> Result<Vec<Example>, LineError> {
     let mut out = Vec::new();
     for (i, line) in raw.split(|&b| b == b'\n').enumerate() {
-        let err = |message: String| DataError::Line { path: p.clone(), line: i + 1, message };
+        let err = |message: String| LineError { line: i + 1, message };
         let line = std::str::from_utf8(line).map_err(|_| err("not valid UTF-8".into()))?;
         if line.trim().is_empty() {
             continue;
@@ -60,8 +73,14 @@ pub fn read_labelled(path: &Path) -> Result<Vec<Example>, DataError> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| err(e.to_string()))?;
         let level = r.level.parse::<RiskLevel>().map_err(|e| err(e.to_string()))?;
-        if r.text.trim().is_empty() {
-            return Err(err("empty text".into()));
+        // The judge's own input contract, checked here so that a set fails at
+        // its line before any text is judged.
+        match crate::judge::validate(0, &r.text) {
+            Ok(()) => {}
+            Err(crate::TriageError::TextTooLong { chars, max, .. }) => {
+                return Err(err(format!("text has {chars} characters; the limit is {max}")))
+            }
+            Err(_) => return Err(err("empty text".into())),
         }
         let id = match r.id {
             Some(serde_json::Value::String(s)) => s,

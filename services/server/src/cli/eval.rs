@@ -40,14 +40,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let triage = risk::load_triage(&args.model, &args.risk)?;
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
     let judged = risk::judge_all(&triage, &texts, "evaluating")?;
-    let scored: Vec<Scored> = examples.iter().zip(&judged).map(|(e, j)| Scored::new(e, &j.decision)).collect();
+    let scored: Vec<Scored> = examples.iter().zip(&judged).map(|(e, j)| Scored::new(e, j)).collect();
     let m = triage_eval::compute(&scored);
     let seconds = started.elapsed().as_secs_f64();
     if let Some(p) = &args.json {
-        let mut v = serde_json::to_value(&m)?;
-        v["model_version"] = triage.model().version.clone().into();
-        v["data"] = path.display().to_string().into();
-        v["seconds"] = seconds.into();
+        let v = report::json(&m, &triage.model().version, &path.display().to_string(), seconds)?;
         std::fs::write(p, serde_json::to_string_pretty(&v)? + "\n")
             .with_context(|| format!("writing {}", p.display()))?;
     }

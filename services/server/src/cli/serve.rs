@@ -12,7 +12,7 @@ use triage_risk::Policy;
 use super::risk::{load_triage, RiskModelArgs};
 use super::store::{write_private, StoreArgs};
 use super::ModelArgs;
-use crate::http::{self, AppState, ConnLimits, InferenceQueue, Keys, Role};
+use crate::http::{self, AppState, ConnLimits, Evals, InferenceQueue, Keys, Role};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -132,6 +132,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         let salt = args.store.salt()?;
         let queue = InferenceQueue::start(triage.clone(), args.queue_size, args.max_batch);
+        let evals = Evals::start(args.store.data_dir.join("evals"), triage.clone(), queue.clone())?;
         let state = Arc::new(AppState {
             triage: triage.clone(),
             queue,
@@ -146,6 +147,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             body_timeout: args.body_timeout,
             request_timeout: args.request_timeout,
             metrics,
+            evals,
         });
         let listener =
             tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;

@@ -26,7 +26,7 @@ pub enum Role {
     Platform,
     /// Analysts: search and read cases.
     Analyst,
-    /// Operators: metrics (and the eval command).
+    /// Operators: metrics and evaluation jobs.
     Operator,
     /// Everything.
     Admin,
@@ -40,6 +40,8 @@ pub enum Permission {
     Search,
     Read,
     Metrics,
+    /// Evaluation jobs (`/v1/evals`).
+    Evaluate,
     /// The API description: any valid key.
     Describe,
 }
@@ -60,7 +62,7 @@ impl Role {
             Role::Admin => true,
             Role::Platform => matches!(p, Triage | Index | Describe),
             Role::Analyst => matches!(p, Search | Read | Describe),
-            Role::Operator => matches!(p, Metrics | Describe),
+            Role::Operator => matches!(p, Metrics | Evaluate | Describe),
         }
     }
 }

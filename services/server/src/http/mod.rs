@@ -4,7 +4,9 @@ mod auth;
 mod body;
 mod cases;
 mod conn;
+mod console;
 mod error;
+mod evals;
 mod ops;
 mod pipeline;
 #[cfg(test)]
@@ -29,6 +31,7 @@ use triage_risk::{Policy, Triage};
 
 pub use auth::{new_key, Keys, Permission, Role};
 pub use conn::ConnLimits;
+pub use evals::Evals;
 pub use queue::InferenceQueue;
 
 use error::ApiError;
@@ -53,6 +56,7 @@ pub struct AppState {
     /// From the end of the head to the answer, queue wait and inference included.
     pub request_timeout: Duration,
     pub metrics: PrometheusHandle,
+    pub evals: Evals,
 }
 
 impl AppState {
@@ -174,11 +178,15 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .route_layer(with(Permission::Read))
                 .merge(axum::routing::delete(cases::delete_case).route_layer(with(Permission::Index))),
         )
+        .route("/v1/evals", post(evals::create).get(evals::list).route_layer(with(Permission::Evaluate)))
+        .route("/v1/evals/{id}", get(evals::get).route_layer(with(Permission::Evaluate)))
+        .route("/v1/whoami", get(console::whoami).route_layer(with(Permission::Describe)))
         .route("/metrics", get(ops::metrics).route_layer(with(Permission::Metrics)))
         .route("/openapi.json", get(ops::openapi).route_layer(with(Permission::Describe)));
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .merge(console::routes())
         .merge(api)
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {

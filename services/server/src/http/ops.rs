@@ -63,10 +63,11 @@ impl utoipa::Modify for Bearer {
     paths(
         super::triage::triage_one, super::triage::triage_batch,
         super::cases::put_case, super::cases::get_case, super::cases::delete_case, super::cases::search,
+        super::evals::create, super::evals::get, super::evals::list, super::console::whoami,
         healthz, readyz, metrics, openapi
     ),
     components(schemas(triage_proto::ErrorCode)),
     modifiers(&Bearer),
-    tags((name = "triage", description = "Judge texts"), (name = "cases", description = "Store and search past cases"), (name = "ops", description = "Health, readiness, metrics"))
+    tags((name = "triage", description = "Judge texts"), (name = "cases", description = "Store and search past cases"), (name = "evals", description = "Evaluate the model on labelled sets (operator)"), (name = "ops", description = "Health, readiness, metrics"))
 )]
 pub struct ApiDoc;
