@@ -21,13 +21,9 @@ pid=""
 trap 'kill $pid 2>/dev/null && wait $pid 2>/dev/null; rm -rf "$work"' EXIT
 cargo build --release -q -p triage-server
 bin=${CARGO_TARGET_DIR:-target}/release/triage
-key=$(python3 -c 'import secrets; print("bench_" + secrets.token_hex(16))')
-hash=$(printf %s "$key" | sha256sum | cut -d' ' -f1)
-printf '[[key]]\nname = "bench"\nrole = "admin"\nsha256 = "%s"\n' "$hash" > "$work/keys.toml"
 port=18090
-"$bin" serve --listen 127.0.0.1:$port --data-dir "$work/data" --keys "$work/keys.toml" >"$work/serve.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 120); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && break; sleep 1; done
+. eval/bench/serve.sh
+start_triage "$bin" "$work" "$port"
 python3 - "$port" "$key" "$data/dev.jsonl" "$requests" "$rounds" <<'PY'
 import json, sys, time, urllib.request, urllib.error
 

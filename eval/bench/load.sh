@@ -27,9 +27,6 @@ pid=""
 trap 'kill $pid 2>/dev/null && wait $pid 2>/dev/null; rm -rf "$work"' EXIT
 cargo build --release -q -p triage-server
 bin=${CARGO_TARGET_DIR:-target}/release/triage
-key=$(python3 -c 'import secrets; print("bench_" + secrets.token_hex(16))')
-hash=$(printf %s "$key" | sha256sum | cut -d' ' -f1)
-printf '[[key]]\nname = "bench"\nrole = "admin"\nsha256 = "%s"\n' "$hash" > "$work/keys.toml"
 # Bodies for wrk: one JSON request per line, texts cut to the service's limit.
 python3 - "$src" "$work/bodies.txt" <<'PY'
 import json, statistics, sys
@@ -44,9 +41,9 @@ with open(sys.argv[1]) as f, open(sys.argv[2], "w") as out:
 print(f"{len(lens)} texts, characters: median {statistics.median(lens):.0f}, max {max(lens)}")
 PY
 port=18080
-"$bin" serve --listen 127.0.0.1:$port --data-dir "$work/data" --keys "$work/keys.toml" ${SERVE_ARGS:-} >"$work/serve.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 120); do curl -sf http://127.0.0.1:$port/readyz >/dev/null && break; sleep 1; done
+. eval/bench/serve.sh
+# shellcheck disable=SC2086 # SERVE_ARGS is a list of options
+start_triage "$bin" "$work" "$port" ${SERVE_ARGS:-}
 cat > "$work/post.lua" <<LUA
 local bodies = {}
 for line in io.lines("$work/bodies.txt") do bodies[#bodies + 1] = line end

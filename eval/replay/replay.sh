@@ -16,15 +16,9 @@ bin=${TRIAGE_BIN:-target/release/triage}
 policy=${POLICY:-models/policy.toml}
 messages=${MESSAGES:-../shared/data/real/gov_messages.jsonl}
 port=${PORT:-18480}
-dir=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
-key=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-hash=$(printf %s "$key" | sha256sum | cut -d' ' -f1)
-printf '[[key]]\nname = "replay"\nrole = "platform"\nsha256 = "%s"\n' "$hash" > "$dir/keys.toml"
-"$bin" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" --keys "$dir/keys.toml" --policy "$policy" 2> "$dir/serve.log" &
-pid=$!
-for _ in $(seq 1 120); do
-    curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break
-    sleep 1
-done
+work=$(mktemp -d)
+pid=""
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+. eval/bench/serve.sh
+start_triage "$bin" "$work" "$port" --policy "$policy"
 python3 eval/replay/replay.py --url "http://127.0.0.1:$port" --key "$key" --input "$messages" --lag-days "$lag" ${out:+--json "$out"}
