@@ -49,6 +49,9 @@ pub struct CalibrateArgs {
 struct Setting {
     /// `similar.min_score` or `rule.<id>.min_similarity`.
     name: String,
+    /// The rule it belongs to; none for the `[similar]` list.
+    #[serde(skip)]
+    rule: Option<String>,
     question: Question,
     shipped: f32,
     target_precision: f64,
@@ -101,11 +104,13 @@ fn calibrate(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     scored.extend(pairs::other_topic(&pairs).into_iter().map(|(i, j)| (PairKind::OtherTopic, cos(2 * i, 2 * j + 1))));
 
     let grid = pairs::grid(0.80, 1.0, 0.005);
-    let setting = |name: String, q: Question, shipped: f32, target: Option<f32>| -> anyhow::Result<Setting> {
+    let setting = |rule: Option<&str>, q: Question, shipped: f32, target: Option<f32>| -> anyhow::Result<Setting> {
+        let name = rule.map_or("similar.min_score".to_string(), |id| format!("rule.{id}.min_similarity"));
         let target = target.with_context(|| format!("{name}: the policy states no precision for it"))? as f64;
         let sweep = pairs::sweep(&scored, q, &grid);
         Ok(Setting {
             name,
+            rule: rule.map(str::to_string),
             question: q,
             shipped,
             target_precision: target,
@@ -118,11 +123,10 @@ fn calibrate(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     // tell one matter from another (the sweeps below show it), so no rule is
     // built on that question.
     let q = Question::SameTopic;
-    let mut settings =
-        vec![setting("similar.min_score".into(), q, policy.similar.min_score, policy.similar.precision)?];
+    let mut settings = vec![setting(None, q, policy.similar.min_score, policy.similar.precision)?];
     for r in &policy.rules {
         if let Some(shipped) = r.min_similarity() {
-            settings.push(setting(format!("rule.{}.min_similarity", r.id), q, shipped, r.precision)?);
+            settings.push(setting(Some(&r.id), q, shipped, r.precision)?);
         }
     }
 
@@ -189,11 +193,10 @@ fn rewrite(text: &str, settings: &[Setting]) -> anyhow::Result<String> {
     for s in settings {
         let Some(c) = s.chosen else { bail!("{}: no threshold reaches precision {}", s.name, s.target_precision) };
         let value = toml_edit::value(round(c.threshold));
-        if s.name == "similar.min_score" {
+        let Some(id) = s.rule.as_deref() else {
             doc["similar"]["min_score"] = value;
             continue;
-        }
-        let id = s.name.trim_start_matches("rule.").trim_end_matches(".min_similarity");
+        };
         let rules = doc["rule"].as_array_of_tables_mut().context("the policy has no [[rule]] tables")?;
         let rule = rules
             .iter_mut()
