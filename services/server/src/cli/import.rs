@@ -195,6 +195,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
                 model_version: (c.labels.is_none() || c.level.is_none()).then(|| j.model_version.clone()),
                 indexed_at: now,
                 vector: j.embedding,
+                sparse: triage_cases::terms::document(&c.text),
             })
             .collect();
         rt.block_on(store.upsert(records))?;
@@ -202,6 +203,8 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
+    eprintln!("building the search index");
+    rt.block_on(store.optimize())?;
     let total = rt.block_on(store.count())?;
     drop(store);
     eprintln!(

@@ -183,6 +183,8 @@ impl AppState {
             model_version: filing.by_model.then(|| j.model_version.clone()),
             indexed_at: Timestamp::now().unix(),
             vector: j.embedding.clone(),
+            // Kept even when the text is not: search by words works either way.
+            sparse: triage_cases::terms::document(text),
         }
     }
 }
