@@ -102,7 +102,7 @@ pub enum Ranking {
 
 /// The ranking search uses unless told otherwise: chosen on the real board
 /// messages with `triage eval-search` (EVALUATION.md, "Search: hybrid").
-pub const DEFAULT_RANKING: Ranking = Ranking::Rrf { k: 60, dense_weight: 1.0 };
+pub const DEFAULT_RANKING: Ranking = Ranking::Dbsf;
 
 /// HNSW beam width at query time: recall@10 against exact search ≥ 0.98 with
 /// and without filters on the benchmark store (BENCHMARKS.md, "Search at scale").

@@ -26,6 +26,10 @@ pub struct EvalSearchArgs {
     /// Write the figures as JSON here.
     #[arg(long, env = "TRIAGE_EVAL_SEARCH_JSON")]
     pub json: Option<PathBuf>,
+    /// Keep the messages' vectors in this file and reuse them when it exists
+    /// (re-runs that change only the term weights skip the encoder).
+    #[arg(long, env = "TRIAGE_EVAL_SEARCH_VECTORS")]
+    pub vectors: Option<PathBuf>,
     #[command(flatten)]
     pub risk: risk::RiskModelArgs,
     #[command(flatten)]
@@ -99,16 +103,31 @@ pub fn run(args: EvalSearchArgs) -> anyhow::Result<ExitCode> {
     let chance = per_cat.values().map(|&k| k * (k - 1)).sum::<usize>() as f64 / (n * (n - 1)) as f64;
     let mean_len = msgs.iter().map(|(_, t, _)| terms::tokens(t).len()).sum::<usize>() as f64 / n as f64;
 
-    let triage = risk::load_triage(&args.model, &args.risk)?;
     let texts: Vec<&str> = msgs.iter().map(|(_, t, _)| t.as_str()).collect();
-    let judged = risk::judge_all(&triage, &texts, "embedding")?;
+    let cached: Option<Vec<Vec<f32>>> = match &args.vectors {
+        Some(p) if p.exists() => Some(serde_json::from_str(&std::fs::read_to_string(p)?)?),
+        _ => None,
+    };
+    let vectors = match cached.filter(|v| v.len() == n) {
+        Some(v) => v,
+        None => {
+            let triage = risk::load_triage(&args.model, &args.risk)?;
+            let v: Vec<Vec<f32>> =
+                risk::judge_all(&triage, &texts, "embedding")?.into_iter().map(|j| j.embedding).collect();
+            if let Some(p) = &args.vectors {
+                std::fs::write(p, serde_json::to_string(&v)?).with_context(|| format!("writing {}", p.display()))?;
+            }
+            v
+        }
+    };
+    let dim = vectors.first().map_or(0, Vec::len);
     let dir = tempfile::tempdir()?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let store = EdgeStore::open(dir.path(), triage.encoder().dim())?;
+    let store = EdgeStore::open(dir.path(), dim)?;
     let records: Vec<CaseRecord> = msgs
         .iter()
-        .zip(&judged)
-        .map(|((id, text, _), j)| CaseRecord {
+        .zip(&vectors)
+        .map(|((id, text, _), v)| CaseRecord {
             case_id: id.clone(),
             text: None,
             labels: Vec::new(),
@@ -121,7 +140,7 @@ pub fn run(args: EvalSearchArgs) -> anyhow::Result<ExitCode> {
             received_at: None,
             model_version: None,
             indexed_at: 0,
-            vector: j.embedding.clone(),
+            vector: v.clone(),
             sparse: terms::document(text),
         })
         .collect();
@@ -135,7 +154,7 @@ pub fn run(args: EvalSearchArgs) -> anyhow::Result<ExitCode> {
     for (name, ranking) in rankings() {
         let (mut p5, mut nd) = (0.0, 0.0);
         for (i, (id, _, c)) in msgs.iter().enumerate() {
-            let q = CaseQuery::new(judged[i].embedding.clone(), queries[i].clone(), ranking);
+            let q = CaseQuery::new(vectors[i].clone(), queries[i].clone(), ranking);
             let filter = CaseFilter { exclude_case_id: Some(id.clone()), ..Default::default() };
             let hits = rt.block_on(store.query(&q, &filter, 10))?;
             let rel: Vec<bool> = hits.iter().map(|h| cat.get(h.case.case_id.as_str()) == Some(&c.as_str())).collect();

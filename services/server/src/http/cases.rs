@@ -178,3 +178,49 @@ fn shared_terms(h: &Hit, names: &HashMap<u32, &str>, idf: &HashMap<u32, f32>) ->
     shared.truncate(MAX_SHARED_TERMS);
     shared
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use triage_proto::RiskLevel;
+
+    fn hit(text: &str) -> Hit {
+        let case = CaseRecord {
+            case_id: "h".into(),
+            text: None,
+            labels: Vec::new(),
+            level: RiskLevel::Blue,
+            base_level: None,
+            risk_level: None,
+            escalations: Vec::new(),
+            district: None,
+            reporter_hash: None,
+            received_at: None,
+            model_version: None,
+            indexed_at: 0,
+            vector: Vec::new(),
+            sparse: terms::document(text),
+        };
+        Hit { case, score: 0.9, rank_score: 0.03 }
+    }
+
+    #[test]
+    fn shared_terms_are_the_words_in_both_weighted_by_idf() {
+        let words = terms::query_terms("锦绣花园电梯停运，物业不管");
+        let names: HashMap<u32, &str> = words.iter().map(|t| (t.id, t.term.as_str())).collect();
+        let h = hit("锦绣花园的电梯又停运了，业主很着急。");
+        let (garden, lift) = (terms::term_id("锦绣"), terms::term_id("电梯"));
+        // 锦绣 is rare in the store, 电梯 common: the rarer word leads.
+        let idf = HashMap::from([(garden, 3.0), (lift, 0.5)]);
+        let shared = shared_terms(&h, &names, &idf);
+        let got: Vec<&str> = shared.iter().map(|t| t.term.as_str()).collect();
+        assert!(got.contains(&"锦绣") && got.contains(&"电梯") && got.contains(&"停运"), "{got:?}");
+        assert!(!got.contains(&"物业") && !got.contains(&"业主"), "only words in both: {got:?}");
+        assert_eq!(got[0], "锦绣", "{shared:?}");
+        let w = |t: &str| shared.iter().find(|s| s.term == t).unwrap().weight;
+        assert!((w("锦绣") - 3.0 * h.case.sparse.get(garden).unwrap()).abs() < 1e-6);
+        // A word the store's IDF does not know adds nothing.
+        assert_eq!(w("停运"), 0.0);
+        assert!(shared.windows(2).all(|p| p[0].weight >= p[1].weight));
+    }
+}
