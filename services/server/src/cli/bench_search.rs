@@ -137,8 +137,7 @@ impl Generator {
         }
         // Repeats add up to a term frequency; BM25 saturates it as `terms::document` does.
         let tf = SparseVector::from_pairs(pairs);
-        let norm = 1.2 * (1.0 - 0.75 + 0.75 * 40.0 / triage_cases::terms::AVG_LEN);
-        let values = tf.values.iter().map(|f| f * 2.2 / (f + norm)).collect();
+        let values = tf.values.iter().map(|&f| triage_cases::terms::BM25.weight(f, 40.0)).collect();
         SparseVector { indices: tf.indices, values }
     }
 

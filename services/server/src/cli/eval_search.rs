@@ -13,7 +13,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use triage_cases::{terms, CaseFilter, CaseQuery, CaseRecord, CaseStore, EdgeStore, Ranking, SparseVector};
+use triage_cases::terms::{self, Bm25};
+use triage_cases::{CaseFilter, CaseQuery, CaseRecord, CaseStore, EdgeStore, Ranking, SparseVector, DEFAULT_RANKING};
 use triage_proto::RiskLevel;
 
 use super::{risk, ModelArgs};
@@ -121,49 +122,67 @@ pub fn run(args: EvalSearchArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let dim = vectors.first().map_or(0, Vec::len);
-    let dir = tempfile::tempdir()?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let store = EdgeStore::open(dir.path(), dim)?;
-    let records: Vec<CaseRecord> = msgs
-        .iter()
-        .zip(&vectors)
-        .map(|((id, text, _), v)| CaseRecord {
-            case_id: id.clone(),
-            text: None,
-            labels: Vec::new(),
-            level: RiskLevel::Blue,
-            base_level: None,
-            risk_level: None,
-            escalations: Vec::new(),
-            district: None,
-            reporter_hash: None,
-            received_at: None,
-            model_version: None,
-            indexed_at: 0,
-            vector: v.clone(),
-            sparse: terms::document(text),
-        })
-        .collect();
-    rt.block_on(store.upsert(records))?;
-
     let cat: HashMap<&str, &str> = msgs.iter().map(|(id, _, c)| (id.as_str(), c.as_str())).collect();
     let queries: Vec<SparseVector> = texts.iter().map(|t| terms::query(t)).collect();
-    let mut rows = Vec::new();
+    let eval = |bm25: &Bm25, rankings: &[(String, Ranking)]| -> anyhow::Result<Vec<Row>> {
+        let dir = tempfile::tempdir()?;
+        let store = EdgeStore::open(dir.path(), dim)?;
+        let records: Vec<CaseRecord> = msgs
+            .iter()
+            .zip(&vectors)
+            .map(|((id, text, _), v)| CaseRecord {
+                case_id: id.clone(),
+                text: None,
+                labels: Vec::new(),
+                level: RiskLevel::Blue,
+                base_level: None,
+                risk_level: None,
+                escalations: Vec::new(),
+                district: None,
+                reporter_hash: None,
+                received_at: None,
+                model_version: None,
+                indexed_at: 0,
+                vector: v.clone(),
+                sparse: bm25.document(text),
+            })
+            .collect();
+        rt.block_on(store.upsert(records))?;
+        let mut rows = Vec::new();
+        for (name, ranking) in rankings {
+            let (mut p5, mut nd) = (0.0, 0.0);
+            for (i, (id, _, c)) in msgs.iter().enumerate() {
+                let q = CaseQuery::new(vectors[i].clone(), queries[i].clone(), *ranking);
+                let filter = CaseFilter { exclude_case_id: Some(id.clone()), ..Default::default() };
+                let hits = rt.block_on(store.query(&q, &filter, 10))?;
+                let rel: Vec<bool> =
+                    hits.iter().map(|h| cat.get(h.case.case_id.as_str()) == Some(&c.as_str())).collect();
+                p5 += rel.iter().take(5).filter(|r| **r).count() as f64 / 5.0;
+                nd += ndcg(&rel, per_cat[c.as_str()] - 1);
+            }
+            let b = format!("k1 {} b {} len {}", bm25.k1, bm25.b, bm25.avg_len);
+            rows.push(Row { ranking: format!("{name} ({b})"), p_at_5: p5 / n as f64, ndcg_at_10: nd / n as f64 });
+        }
+        Ok(rows)
+    };
     println!("{n} messages; chance {chance:.3}; mean kept terms per message {mean_len:.1}");
     println!("| ranking | p@5 | nDCG@10 |\n|---|---|---|");
-    for (name, ranking) in rankings() {
-        let (mut p5, mut nd) = (0.0, 0.0);
-        for (i, (id, _, c)) in msgs.iter().enumerate() {
-            let q = CaseQuery::new(vectors[i].clone(), queries[i].clone(), ranking);
-            let filter = CaseFilter { exclude_case_id: Some(id.clone()), ..Default::default() };
-            let hits = rt.block_on(store.query(&q, &filter, 10))?;
-            let rel: Vec<bool> = hits.iter().map(|h| cat.get(h.case.case_id.as_str()) == Some(&c.as_str())).collect();
-            p5 += rel.iter().take(5).filter(|r| **r).count() as f64 / 5.0;
-            nd += ndcg(&rel, per_cat[c.as_str()] - 1);
+    let mut rows = eval(&terms::BM25, &rankings())?;
+    // The word weights' parameters, swept for the word list alone and the default fusion.
+    let swept = [("sparse".to_string(), Ranking::Sparse), ("default fusion".to_string(), DEFAULT_RANKING)];
+    for k1 in [1.2f32, 2.0, 3.0] {
+        for b in [0.75f32, 1.0] {
+            for avg_len in [25.0f32, 50.0, 186.0] {
+                let bm25 = Bm25 { k1, b, avg_len };
+                if bm25 != terms::BM25 {
+                    rows.extend(eval(&bm25, &swept)?);
+                }
+            }
         }
-        let row = Row { ranking: name, p_at_5: p5 / n as f64, ndcg_at_10: nd / n as f64 };
+    }
+    for row in &rows {
         println!("| {} | {:.3} | {:.3} |", row.ranking, row.p_at_5, row.ndcg_at_10);
-        rows.push(row);
     }
     if let Some(path) = &args.json {
         let out = serde_json::json!({"messages": n, "chance": chance, "mean_terms": mean_len, "rankings": rows});
