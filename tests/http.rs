@@ -104,6 +104,15 @@ fn triage_escalation_and_search() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["hits"][0]["case"]["case_id"], "wage-1", "{v}");
     assert!(v["hits"][0]["score"].as_f64().unwrap() > v["hits"][1]["score"].as_f64().unwrap());
+    // The hit says which words it shares with the query, with their weights.
+    let shared = v["hits"][0]["shared"]["terms"].as_array().unwrap();
+    assert!(shared.iter().any(|t| t["term"] == "工人"), "{v}");
+    assert!(shared.iter().all(|t| t["weight"].as_f64().unwrap() > 0.0), "{v}");
+    assert!(v["hits"][0]["rank_score"].as_f64().unwrap() > 0.0, "{v}");
+    let (st, v) = s.post("/v1/cases/search", ANALYST, json!({"text": q, "ranking": "dense"}));
+    assert_eq!((st, &v["hits"][0]["case"]["case_id"]), (200, &json!("wage-1")), "{v}");
+    let (st, _) = s.post("/v1/cases/search", ANALYST, json!({"text": q, "ranking": "bm25"}));
+    assert_eq!(st, 400);
     let (_, v) = s.post("/v1/cases/search", ANALYST, json!({"text": q, "filters": {"district": "东城区"}}));
     let hits = v["hits"].as_array().unwrap();
     assert!(!hits.is_empty() && hits.iter().all(|h| h["case"]["district"] == "东城区"), "{v}");

@@ -206,6 +206,19 @@ pub struct SearchRequest {
     pub filters: Option<SearchFilters>,
     /// 1 to 100; default 10.
     pub top_k: Option<usize>,
+    /// `hybrid` (default: the e5 vector and the words, fused), `dense` (the
+    /// vector alone) or `sparse` (the words alone).
+    pub ranking: Option<String>,
+}
+
+/// A word the hit shares with the query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SharedTerm {
+    pub term: String,
+    /// What the word adds to the hit's word score: its weight in the hit
+    /// (BM25 frequency, saturated and length-normalised) times its inverse
+    /// document frequency in the store.
+    pub weight: f32,
 }
 
 /// What a hit has in common with the query.
@@ -214,6 +227,10 @@ pub struct Shared {
     pub labels: Vec<Label>,
     pub level: bool,
     pub district: bool,
+    /// Shared words, heaviest first (at most 10); empty when searching by a
+    /// case stored without its text.
+    #[serde(default)]
+    pub terms: Vec<SharedTerm>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -222,6 +239,10 @@ pub struct SearchHit {
     /// Cosine similarity to the query.
     pub score: f32,
     pub shared: Shared,
+    /// The score hits are ordered by: the fused rank score for `hybrid`, the
+    /// word score for `sparse`, the cosine for `dense`.
+    #[serde(default)]
+    pub rank_score: f32,
 }
 
 /// The query as the service read it: the labels and level the hits are compared with.

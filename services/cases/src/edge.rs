@@ -14,14 +14,19 @@ use async_trait::async_trait;
 use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::external::uuid::Uuid;
 use qdrant_edge::{
-    CountRequest, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard, EdgeVectorParams, FieldIndexOperations, Filter,
-    JsonPath, NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
-    PointStruct, QueryEnum, QueryRequest, ScoringQuery, ScrollRequest, UpdateOperation, VectorInternal,
-    VectorStructInternal, WithPayloadInterface, WithVector,
+    CountRequest, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard, EdgeSparseVectorParams, EdgeVectorParams,
+    FieldIndexOperations, Filter, Fusion, JsonPath, Modifier, NamedQuery, PayloadFieldSchema, PayloadSchemaType,
+    PointId, PointInsertOperations, PointOperations, PointStruct, PointVectorsPersisted, Prefetch, QueryEnum,
+    QueryRequest, ScoringQuery, ScrollRequest, SearchParams, UpdateOperation, UpdateVectorsOp, Vector, VectorInternal,
+    VectorOperations, VectorPersisted, VectorStructInternal, VectorStructPersisted, Vectors, WithPayloadInterface,
+    WithVector,
 };
 
 use crate::payload::{filter_json, CasePayload};
-use crate::{point_uuid, CaseFilter, CaseRecord, CaseStore, Hit, IndexKind, Redacted, StoreError, INDEXED_FIELDS};
+use crate::{
+    cosine, point_uuid, prefetch_limit, CaseFilter, CaseQuery, CaseRecord, CaseStore, Hit, IndexKind, Ranking,
+    Redacted, SparseVector, StoreError, HNSW_EF, INDEXED_FIELDS, SPARSE_VECTOR,
+};
 
 const CONFIG_FILE: &str = "edge_config.json";
 const LOCK_FILE: &str = ".lock";
@@ -85,6 +90,10 @@ impl EdgeStore {
             let dim = dim.ok_or_else(|| backend(format!("no case store in {}", dir.display())))?;
             let config = EdgeConfigBuilder::new()
                 .vector("", EdgeVectorParams::builder(dim, Distance::Cosine).on_disk(true).build())
+                .sparse_vector(
+                    SPARSE_VECTOR,
+                    EdgeSparseVectorParams::builder().modifier(Modifier::Idf).on_disk(true).build(),
+                )
                 .on_disk_payload(true)
                 .build();
             let shard = EdgeShard::new(dir, config).map_err(backend)?;
@@ -110,6 +119,9 @@ impl EdgeStore {
             (Some(d), _) | (None, Some(d)) => d,
             (None, None) => return Err(backend(format!("the case store in {} has no vector size", dir.display()))),
         };
+        if !shard.config().sparse_vectors.contains_key(SPARSE_VECTOR) {
+            add_sparse_vector(&shard)?;
+        }
         Ok(Self { inner: Arc::new(Inner { shard, dim, writes: Mutex::new(()), _lock: lock }) })
     }
 
@@ -154,10 +166,12 @@ impl EdgeStore {
                 .map_err(backend)?;
             let mut points = Vec::with_capacity(records.len());
             for r in records {
-                let mut p = CasePayload::from_json(payload_value(r.payload))?;
+                let mut c = record(r.payload, r.vector)?;
                 done.cases += 1;
-                done.texts += u64::from(p.text.take().is_some());
-                points.push(PointStruct::new(r.id, dense(r.vector), serde_json::Value::Object(p.to_json())).into());
+                done.texts += u64::from(c.text.take().is_some());
+                let payload = serde_json::Value::Object(CasePayload::of(&c).to_json());
+                // Both vectors travel: the term weights are not the text.
+                points.push(PointStruct::new(r.id, vectors(&c), payload).into());
             }
             if !points.is_empty() {
                 new.inner.write(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
@@ -190,20 +204,69 @@ impl EdgeStore {
     }
 }
 
+/// Adds the sparse vector to a store made before it was kept: a change of
+/// configuration only; `triage reindex` then fills it. qdrant-edge 0.7 does
+/// not export the operation's type, so it is built from its JSON form.
+fn add_sparse_vector(shard: &EdgeShard) -> Result<(), StoreError> {
+    let op = serde_json::json!({"create_vector_name": {"vector_name": SPARSE_VECTOR, "config": {"sparse": {"modifier": "idf"}}}});
+    let op: UpdateOperation = serde_json::from_value(op).map_err(backend)?;
+    shard.update(op).map_err(backend)?;
+    shard.flush();
+    Ok(())
+}
+
 fn point_id(case_id: &str) -> Result<PointId, StoreError> {
     let u = Uuid::parse_str(&point_uuid(case_id)).map_err(backend)?;
     Ok(PointId::Uuid(u))
 }
 
-fn dense(v: Option<VectorStructInternal>) -> Vec<f32> {
+/// The dense and sparse vectors of a read-back point (empty where absent).
+fn vectors_of(v: Option<VectorStructInternal>) -> (Vec<f32>, SparseVector) {
     match v {
-        Some(VectorStructInternal::Single(v)) => v,
-        Some(VectorStructInternal::Named(mut m)) => match m.remove("") {
-            Some(VectorInternal::Dense(v)) => v,
-            _ => Vec::new(),
-        },
-        _ => Vec::new(),
+        Some(VectorStructInternal::Single(v)) => (v, SparseVector::default()),
+        Some(VectorStructInternal::Named(mut m)) => {
+            let dense = match m.remove("") {
+                Some(VectorInternal::Dense(v)) => v,
+                _ => Vec::new(),
+            };
+            let sparse = match m.remove(SPARSE_VECTOR) {
+                Some(VectorInternal::Sparse(v)) => SparseVector { indices: v.indices, values: v.values },
+                _ => SparseVector::default(),
+            };
+            (dense, sparse)
+        }
+        _ => (Vec::new(), SparseVector::default()),
     }
+}
+
+fn sparse_edge(v: &SparseVector) -> qdrant_edge::SparseVector {
+    qdrant_edge::SparseVector { indices: v.indices.clone(), values: v.values.clone() }
+}
+
+fn vectors(c: &CaseRecord) -> Vectors {
+    let mut named = vec![(String::new(), Vector::new_dense(c.vector.clone()))];
+    if !c.sparse.is_empty() {
+        named.push((SPARSE_VECTOR.to_string(), Vector(VectorInternal::Sparse(sparse_edge(&c.sparse)))));
+    }
+    Vectors::new_named(named)
+}
+
+fn record(payload: Option<qdrant_edge::Payload>, v: Option<VectorStructInternal>) -> Result<CaseRecord, StoreError> {
+    let (dense, sparse) = vectors_of(v);
+    Ok(CasePayload::from_json(payload_value(payload))?.into_record(dense, sparse))
+}
+
+fn params(q: &CaseQuery) -> SearchParams {
+    SearchParams { hnsw_ef: Some(q.ef.unwrap_or(HNSW_EF)), exact: q.exact, ..Default::default() }
+}
+
+fn nearest(q: &CaseQuery, sparse: bool) -> ScoringQuery {
+    let (query, using) = if sparse {
+        (VectorInternal::Sparse(sparse_edge(&q.sparse)), Some(SPARSE_VECTOR.to_string()))
+    } else {
+        (VectorInternal::Dense(q.dense.clone()), None)
+    };
+    ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery { query, using }))
 }
 
 fn payload_value(p: Option<qdrant_edge::Payload>) -> serde_json::Value {
@@ -233,7 +296,7 @@ impl Inner {
             .map_err(backend)?;
         match recs.pop() {
             None => Ok(None),
-            Some(r) => Ok(Some(CasePayload::from_json(payload_value(r.payload))?.into_record(dense(r.vector)))),
+            Some(r) => Ok(Some(record(r.payload, r.vector)?)),
         }
     }
 }
@@ -253,7 +316,7 @@ impl CaseStore for EdgeStore {
             for c in &cases {
                 inner.check_dim(&c.vector)?;
                 let payload = serde_json::Value::Object(CasePayload::of(c).to_json());
-                points.push(PointStruct::new(point_id(&c.case_id)?, c.vector.clone(), payload).into());
+                points.push(PointStruct::new(point_id(&c.case_id)?, vectors(c), payload).into());
             }
             inner.write(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
                 PointInsertOperations::PointsList(points),
@@ -302,18 +365,60 @@ impl CaseStore for EdgeStore {
                 score_threshold: min_score.map(OrderedFloat),
                 limit: top_k,
                 offset: 0,
-                params: None,
+                params: Some(SearchParams { hnsw_ef: Some(HNSW_EF), ..Default::default() }),
                 with_vector: WithVector::Bool(false),
                 with_payload: WithPayloadInterface::Bool(true),
             };
             let points = inner.shard.query(request).map_err(backend)?;
             points
                 .into_iter()
+                .map(|p| Ok(Hit { case: record(p.payload, None)?, score: p.score, rank_score: p.score }))
+                .collect()
+        })
+        .await
+    }
+
+    async fn query(&self, q: &CaseQuery, filter: &CaseFilter, top_k: usize) -> Result<Vec<Hit>, StoreError> {
+        self.inner.check_dim(&q.dense)?;
+        let filter: Filter = serde_json::from_value(filter_json(filter)).map_err(backend)?;
+        let q = q.clone();
+        self.blocking(move |inner| {
+            let prefetch = |sparse: bool| Prefetch {
+                prefetches: vec![],
+                query: Some(nearest(&q, sparse)),
+                limit: prefetch_limit(top_k),
+                params: Some(params(&q)),
+                filter: Some(filter.clone()),
+                score_threshold: None,
+            };
+            let fused = |fusion: Fusion| (vec![prefetch(false), prefetch(true)], Some(ScoringQuery::Fusion(fusion)));
+            let (prefetches, query) = match q.ranking {
+                _ if q.sparse.is_empty() && q.ranking != Ranking::Sparse => (vec![], Some(nearest(&q, false))),
+                Ranking::Dense => (vec![], Some(nearest(&q, false))),
+                Ranking::Sparse => (vec![], Some(nearest(&q, true))),
+                Ranking::Rrf { k, dense_weight } => fused(Fusion::Rrf {
+                    k: k as usize,
+                    weights: Some(vec![OrderedFloat(dense_weight), OrderedFloat(1.0)]),
+                }),
+                Ranking::Dbsf => fused(Fusion::Dbsf),
+            };
+            let request = QueryRequest {
+                prefetches,
+                query,
+                filter: Some(filter.clone()),
+                score_threshold: None,
+                limit: top_k,
+                offset: 0,
+                params: Some(params(&q)),
+                with_vector: WithVector::Bool(true),
+                with_payload: WithPayloadInterface::Bool(true),
+            };
+            let points = inner.shard.query(request).map_err(backend)?;
+            points
+                .into_iter()
                 .map(|p| {
-                    Ok(Hit {
-                        case: CasePayload::from_json(payload_value(p.payload))?.into_record(Vec::new()),
-                        score: p.score,
-                    })
+                    let case = record(p.payload, p.vector)?;
+                    Ok(Hit { score: cosine(&q.dense, &case.vector), rank_score: p.score, case })
                 })
                 .collect()
         })
@@ -332,6 +437,65 @@ impl CaseStore for EdgeStore {
             .map_err(backend)?;
         self.blocking(move |inner| {
             inner.shard.count(CountRequest { filter: Some(filter), exact: true }).map(|n| n as u64).map_err(backend)
+        })
+        .await
+    }
+
+    async fn scroll(
+        &self,
+        from: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<CaseRecord>, Option<String>), StoreError> {
+        self.blocking(move |inner| {
+            let offset = from.map(|u| Uuid::parse_str(&u).map(PointId::Uuid).map_err(backend)).transpose()?;
+            let (recs, next) = inner
+                .shard
+                .scroll(ScrollRequest {
+                    offset,
+                    limit: Some(limit),
+                    filter: None,
+                    with_payload: Some(WithPayloadInterface::Bool(true)),
+                    with_vector: WithVector::Selector(vec![SPARSE_VECTOR.to_string()]),
+                    order_by: None,
+                })
+                .map_err(backend)?;
+            let cases = recs.into_iter().map(|r| record(r.payload, r.vector)).collect::<Result<Vec<_>, _>>()?;
+            Ok((cases, next.map(|id| id.to_string())))
+        })
+        .await
+    }
+
+    async fn fill_sparse(&self, cases: Vec<(String, SparseVector)>) -> Result<(), StoreError> {
+        if cases.is_empty() {
+            return Ok(());
+        }
+        self.blocking(move |inner| {
+            let mut points = Vec::with_capacity(cases.len());
+            for (case_id, v) in &cases {
+                let named =
+                    [(SPARSE_VECTOR.to_string(), VectorPersisted::Sparse(sparse_edge(v)))].into_iter().collect();
+                points.push(PointVectorsPersisted {
+                    id: point_id(case_id)?,
+                    vector: VectorStructPersisted::Named(named),
+                });
+            }
+            // Only points that still have no sparse vector: a case replaced meanwhile came with its own.
+            let unfilled = serde_json::json!({"must_not": [{"has_vector": SPARSE_VECTOR}]});
+            let update_filter = Some(serde_json::from_value(unfilled).map_err(backend)?);
+            inner.write(UpdateOperation::VectorOperation(VectorOperations::UpdateVectors(UpdateVectorsOp {
+                points,
+                update_filter,
+            })))
+        })
+        .await
+    }
+
+    async fn optimize(&self) -> Result<(), StoreError> {
+        self.blocking(|inner| {
+            let _guard = inner.writes.lock().map_err(|_| backend("write lock poisoned"))?;
+            inner.shard.optimize().map_err(backend)?;
+            inner.shard.flush();
+            Ok(())
         })
         .await
     }

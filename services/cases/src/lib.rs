@@ -11,7 +11,9 @@
 
 mod edge;
 mod payload;
+mod reindex;
 mod remote;
+pub mod terms;
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -19,7 +21,9 @@ use triage_proto::{Label, RiskLevel};
 
 pub use edge::EdgeStore;
 pub use payload::CasePayload;
+pub use reindex::{add_sparse_vectors, ReindexSummary};
 pub use remote::QdrantStore;
+pub use terms::{SparseVector, SPARSE_VECTOR};
 
 /// One stored case. Times are Unix seconds.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +47,10 @@ pub struct CaseRecord {
     pub indexed_at: i64,
     /// Empty when read back without vectors.
     pub vector: Vec<f32>,
+    /// The text's term weights ([`terms::document`]); empty when read back
+    /// without vectors, for a case stored before they were kept, or for a
+    /// text with no kept term.
+    pub sparse: SparseVector,
 }
 
 impl CaseRecord {
@@ -70,8 +78,92 @@ pub struct CaseFilter {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
     pub case: CaseRecord,
-    /// Cosine similarity.
+    /// Cosine similarity of the dense vectors, whatever ranked the hit.
     pub score: f32,
+    /// The score hits are ordered by: the cosine, the sparse dot product
+    /// (with IDF), or the fused score, by [`Ranking`].
+    pub rank_score: f32,
+}
+
+/// How [`CaseStore::query`] ranks cases.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Ranking {
+    /// The e5 vector alone.
+    Dense,
+    /// The term weights alone (BM25 with Qdrant's IDF).
+    Sparse,
+    /// Reciprocal rank fusion of both lists: `Σ w / (k + rank)`, the sparse
+    /// list weighing 1 and the dense list `dense_weight`.
+    Rrf { k: u32, dense_weight: f32 },
+    /// Qdrant's distribution-based score fusion (scores normalised by each
+    /// list's mean ± 3σ, then summed).
+    Dbsf,
+}
+
+/// The ranking search uses unless told otherwise: chosen on the real board
+/// messages with `triage eval-search` (EVALUATION.md, "Search: hybrid").
+pub const DEFAULT_RANKING: Ranking = Ranking::Dbsf;
+
+/// HNSW beam width at query time: recall@10 against exact search ≥ 0.98 with
+/// and without filters on the benchmark store (BENCHMARKS.md, "Search at scale").
+pub const HNSW_EF: usize = 128;
+
+/// Candidates each list gives the fusion, at least.
+const PREFETCH_MIN: usize = 50;
+
+/// How many candidates each list hands to the fusion for `top_k` hits.
+pub fn prefetch_limit(top_k: usize) -> usize {
+    (top_k * 4).max(PREFETCH_MIN)
+}
+
+/// What [`CaseStore::query`] searches with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseQuery {
+    pub dense: Vec<f32>,
+    /// Query term weights ([`terms::query`]); empty: the dense list alone.
+    pub sparse: SparseVector,
+    pub ranking: Ranking,
+    /// HNSW beam width; `None`: [`HNSW_EF`].
+    pub ef: Option<usize>,
+    /// Exact search instead of the HNSW graph (the benchmark's ground truth).
+    pub exact: bool,
+}
+
+impl CaseQuery {
+    pub fn new(dense: Vec<f32>, sparse: SparseVector, ranking: Ranking) -> Self {
+        Self { dense, sparse, ranking, ef: None, exact: false }
+    }
+}
+
+/// The inverse document frequency the store gives each term dimension, as
+/// its IDF modifier scores it: a one-term sparse query scores a case
+/// `idf · weight`, so its best hit tells the IDF. Terms in no case are left
+/// out. `dense` is any vector of the store's size (it only passes the check).
+pub async fn idf(
+    store: &dyn CaseStore,
+    dense: &[f32],
+    ids: &[u32],
+) -> Result<std::collections::HashMap<u32, f32>, StoreError> {
+    let mut out = std::collections::HashMap::new();
+    for &id in ids {
+        let q = CaseQuery::new(dense.to_vec(), SparseVector { indices: vec![id], values: vec![1.0] }, Ranking::Sparse);
+        let hit = store.query(&q, &CaseFilter::default(), 1).await?.into_iter().next();
+        if let Some(h) = hit {
+            if let Some(w) = h.case.sparse.get(id).filter(|w| *w > 0.0) {
+                out.insert(id, h.rank_score / w);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Cosine of a query vector with a stored (unit) vector.
+pub(crate) fn cosine(query: &[f32], stored: &[f32]) -> f32 {
+    let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm == 0.0 || stored.len() != query.len() {
+        return 0.0;
+    }
+    query.iter().zip(stored).map(|(a, b)| a * b).sum::<f32>() / norm
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,9 +195,23 @@ pub trait CaseStore: Send + Sync {
         top_k: usize,
         min_score: Option<f32>,
     ) -> Result<Vec<Hit>, StoreError>;
+    /// Ranked by `query.ranking`, best first; hits carry both vectors (for
+    /// the cosine and the shared terms).
+    async fn query(&self, query: &CaseQuery, filter: &CaseFilter, top_k: usize) -> Result<Vec<Hit>, StoreError>;
     async fn count(&self) -> Result<u64, StoreError>;
     /// Cases stored with their text.
     async fn count_with_text(&self) -> Result<u64, StoreError>;
+    /// A page of cases in point-id order with their sparse vectors (not the
+    /// dense ones), from the cursor on; the next page's cursor, if any.
+    async fn scroll(&self, from: Option<String>, limit: usize)
+        -> Result<(Vec<CaseRecord>, Option<String>), StoreError>;
+    /// Sets the sparse vector of cases that still have none, by case id;
+    /// a case written meanwhile (with its own) is left alone.
+    async fn fill_sparse(&self, cases: Vec<(String, SparseVector)>) -> Result<(), StoreError>;
+    /// Builds the search indexes for what was written in bulk (embedded:
+    /// HNSW segments, blocking writes until done; a Qdrant server's
+    /// optimizers do this on their own, so there it returns at once).
+    async fn optimize(&self) -> Result<(), StoreError>;
 }
 
 /// The point id a case id maps to: a UUID made of the first 16 bytes of its

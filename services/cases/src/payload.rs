@@ -64,7 +64,7 @@ impl CasePayload {
         serde_json::from_value(v).map_err(|e| StoreError::Payload { case_id, message: e.to_string() })
     }
 
-    pub fn into_record(self, vector: Vec<f32>) -> CaseRecord {
+    pub fn into_record(self, vector: Vec<f32>, sparse: crate::SparseVector) -> CaseRecord {
         CaseRecord {
             case_id: self.case_id,
             text: self.text,
@@ -79,6 +79,7 @@ impl CasePayload {
             model_version: self.model_version,
             indexed_at: self.indexed_at,
             vector,
+            sparse,
         }
     }
 }

@@ -3,15 +3,24 @@
 //! `wait=true`, so an acknowledged write is in Qdrant's WAL.
 
 use async_trait::async_trait;
+use std::collections::HashMap;
+
 use qdrant_client::qdrant::{
-    vector_output, Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
-    DeletePayloadPointsBuilder, DeletePointsBuilder, Distance, FieldType, Filter, GetPointsBuilder, PointId,
-    PointStruct, PointsIdsList, QueryPointsBuilder, Range, UpsertPointsBuilder, VectorParamsBuilder,
+    point_id::PointIdOptions, vector_output, Condition, CountPointsBuilder, CreateCollectionBuilder,
+    CreateFieldIndexCollectionBuilder, CreateVectorNameRequestBuilder, DeletePayloadPointsBuilder, DeletePointsBuilder,
+    Distance, FieldType, Filter, Fusion, GetPointsBuilder, Modifier, PointId, PointStruct, PointVectors, PointsIdsList,
+    PrefetchQueryBuilder, Query, QueryPointsBuilder, Range, RetrievedPoint, Rrf, ScrollPointsBuilder,
+    SearchParamsBuilder, SparseVectorCreationConfigBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder,
+    UpdatePointVectorsBuilder, UpsertPointsBuilder, Vector, VectorInput, VectorParamsBuilder, VectorsOutput,
+    VectorsSelector,
 };
 use qdrant_client::{Payload, Qdrant};
 
 use crate::payload::CasePayload;
-use crate::{point_uuid, CaseFilter, CaseRecord, CaseStore, Hit, IndexKind, StoreError, INDEXED_FIELDS};
+use crate::{
+    cosine, point_uuid, prefetch_limit, CaseFilter, CaseQuery, CaseRecord, CaseStore, Hit, IndexKind, Ranking,
+    SparseVector, StoreError, HNSW_EF, INDEXED_FIELDS, SPARSE_VECTOR,
+};
 
 pub struct QdrantStore {
     client: Qdrant,
@@ -29,10 +38,13 @@ impl QdrantStore {
     pub async fn connect(url: &str, api_key: Option<String>, collection: &str, dim: usize) -> Result<Self, StoreError> {
         let client = client(url, api_key)?;
         if !client.collection_exists(collection).await.map_err(backend)? {
+            let mut sparse = SparseVectorsConfigBuilder::default();
+            sparse.add_named_vector_params(SPARSE_VECTOR, SparseVectorParamsBuilder::default().modifier(Modifier::Idf));
             client
                 .create_collection(
                     CreateCollectionBuilder::new(collection)
-                        .vectors_config(VectorParamsBuilder::new(dim as u64, Distance::Cosine)),
+                        .vectors_config(VectorParamsBuilder::new(dim as u64, Distance::Cosine).on_disk(true))
+                        .sparse_vectors_config(sparse),
                 )
                 .await
                 .map_err(backend)?;
@@ -43,6 +55,30 @@ impl QdrantStore {
                 };
                 client
                     .create_field_index(CreateFieldIndexCollectionBuilder::new(collection, field, t).wait(true))
+                    .await
+                    .map_err(backend)?;
+            }
+        } else {
+            let info = client.collection_info(collection).await.map_err(backend)?;
+            let has_sparse = info
+                .result
+                .and_then(|i| i.config)
+                .and_then(|c| c.params)
+                .and_then(|p| p.sparse_vectors_config)
+                .is_some_and(|s| s.map.contains_key(SPARSE_VECTOR));
+            if !has_sparse {
+                // A collection made before sparse vectors were kept: add the
+                // vector (a configuration change, served throughout);
+                // `triage reindex` fills it.
+                client
+                    .create_vector_name(
+                        CreateVectorNameRequestBuilder::new(
+                            collection,
+                            SPARSE_VECTOR,
+                            SparseVectorCreationConfigBuilder::new().modifier(Modifier::Idf),
+                        )
+                        .wait(true),
+                    )
                     .await
                     .map_err(backend)?;
             }
@@ -80,6 +116,37 @@ impl QdrantStore {
         }
         Ok(())
     }
+}
+
+fn vectors_of(v: Option<&VectorsOutput>) -> (Vec<f32>, SparseVector) {
+    let Some(v) = v else { return (Vec::new(), SparseVector::default()) };
+    let dense = match v.get_vector_by_name("") {
+        Some(vector_output::Vector::Dense(d)) => d.data,
+        _ => Vec::new(),
+    };
+    let sparse = match v.get_vector_by_name(SPARSE_VECTOR) {
+        Some(vector_output::Vector::Sparse(s)) => SparseVector::from_pairs(s.indices.into_iter().zip(s.values)),
+        _ => SparseVector::default(),
+    };
+    (dense, sparse)
+}
+
+fn record(p: RetrievedPoint) -> Result<CaseRecord, StoreError> {
+    let (dense, sparse) = vectors_of(p.vectors.as_ref());
+    Ok(payload_of(p.payload)?.into_record(dense, sparse))
+}
+
+fn nearest(q: &CaseQuery, sparse: bool) -> (Query, Option<&'static str>) {
+    if sparse {
+        let v = VectorInput::new_sparse(q.sparse.indices.clone(), q.sparse.values.clone());
+        (Query::new_nearest(v), Some(SPARSE_VECTOR))
+    } else {
+        (Query::new_nearest(q.dense.clone()), None)
+    }
+}
+
+fn params(q: &CaseQuery) -> SearchParamsBuilder {
+    SearchParamsBuilder::default().hnsw_ef(q.ef.unwrap_or(HNSW_EF) as u64).exact(q.exact)
 }
 
 fn payload_of(map: std::collections::HashMap<String, qdrant_client::qdrant::Value>) -> Result<CasePayload, StoreError> {
@@ -144,7 +211,14 @@ impl CaseStore for QdrantStore {
             self.check_dim(&c.vector)?;
             let payload =
                 Payload::try_from(serde_json::Value::Object(CasePayload::of(c).to_json())).map_err(backend)?;
-            points.push(PointStruct::new(point_uuid(&c.case_id), c.vector.clone(), payload));
+            let mut vectors = HashMap::from([(String::new(), Vector::new_dense(c.vector.clone()))]);
+            if !c.sparse.is_empty() {
+                vectors.insert(
+                    SPARSE_VECTOR.to_string(),
+                    Vector::new_sparse(c.sparse.indices.clone(), c.sparse.values.clone()),
+                );
+            }
+            points.push(PointStruct::new(point_uuid(&c.case_id), vectors, payload));
         }
         self.client
             .upsert_points(UpsertPointsBuilder::new(&self.collection, points).wait(true))
@@ -161,11 +235,7 @@ impl CaseStore for QdrantStore {
             .await
             .map_err(backend)?;
         let Some(p) = res.result.into_iter().next() else { return Ok(None) };
-        let vector = match p.vectors.as_ref().and_then(|v| v.get_vector()) {
-            Some(vector_output::Vector::Dense(d)) => d.data,
-            _ => Vec::new(),
-        };
-        Ok(Some(payload_of(p.payload)?.into_record(vector)))
+        Ok(Some(record(p)?))
     }
 
     async fn delete(&self, case_id: &str) -> Result<bool, StoreError> {
@@ -195,6 +265,7 @@ impl CaseStore for QdrantStore {
             .query(vector.to_vec())
             .filter(filter_of(filter))
             .limit(top_k as u64)
+            .params(SearchParamsBuilder::default().hnsw_ef(HNSW_EF as u64))
             .with_payload(true);
         if let Some(s) = min_score {
             q = q.score_threshold(s);
@@ -202,7 +273,62 @@ impl CaseStore for QdrantStore {
         let res = self.client.query(q).await.map_err(backend)?;
         res.result
             .into_iter()
-            .map(|p| Ok(Hit { case: payload_of(p.payload)?.into_record(Vec::new()), score: p.score }))
+            .map(|p| {
+                let case = payload_of(p.payload)?.into_record(Vec::new(), SparseVector::default());
+                Ok(Hit { case, score: p.score, rank_score: p.score })
+            })
+            .collect()
+    }
+
+    async fn query(&self, q: &CaseQuery, filter: &CaseFilter, top_k: usize) -> Result<Vec<Hit>, StoreError> {
+        self.check_dim(&q.dense)?;
+        let filter = filter_of(filter);
+        let mut b = QueryPointsBuilder::new(&self.collection)
+            .filter(filter.clone())
+            .limit(top_k as u64)
+            .params(params(q))
+            .with_payload(true)
+            .with_vectors(true);
+        let prefetch = |sparse: bool| {
+            let (query, using) = nearest(q, sparse);
+            let mut p = PrefetchQueryBuilder::default()
+                .query(query)
+                .limit(prefetch_limit(top_k) as u64)
+                .filter(filter.clone())
+                .params(params(q));
+            if let Some(u) = using {
+                p = p.using(u);
+            }
+            p
+        };
+        let single = |b: QueryPointsBuilder, sparse: bool| {
+            let (query, using) = nearest(q, sparse);
+            let b = b.query(query);
+            match using {
+                Some(u) => b.using(u),
+                None => b,
+            }
+        };
+        b = match q.ranking {
+            _ if q.sparse.is_empty() && q.ranking != Ranking::Sparse => single(b, false),
+            Ranking::Dense => single(b, false),
+            Ranking::Sparse => single(b, true),
+            Ranking::Rrf { k, dense_weight } => b
+                .add_prefetch(prefetch(false))
+                .add_prefetch(prefetch(true))
+                .query(Query::new_rrf(Rrf { k: Some(k), weights: vec![dense_weight, 1.0] })),
+            Ranking::Dbsf => {
+                b.add_prefetch(prefetch(false)).add_prefetch(prefetch(true)).query(Query::new_fusion(Fusion::Dbsf))
+            }
+        };
+        let res = self.client.query(b).await.map_err(backend)?;
+        res.result
+            .into_iter()
+            .map(|p| {
+                let (dense, sparse) = vectors_of(p.vectors.as_ref());
+                let case = payload_of(p.payload)?.into_record(dense, sparse);
+                Ok(Hit { score: cosine(&q.dense, &case.vector), rank_score: p.score, case })
+            })
             .collect()
     }
 
@@ -218,5 +344,53 @@ impl CaseStore for QdrantStore {
             .await
             .map_err(backend)?;
         Ok(res.result.map(|r| r.count).unwrap_or(0))
+    }
+
+    async fn scroll(
+        &self,
+        from: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<CaseRecord>, Option<String>), StoreError> {
+        let mut b = ScrollPointsBuilder::new(&self.collection)
+            .limit(limit as u32)
+            .with_payload(true)
+            .with_vectors(VectorsSelector { names: vec![SPARSE_VECTOR.to_string()] });
+        if let Some(from) = from {
+            b = b.offset(PointId::from(from));
+        }
+        let res = self.client.scroll(b).await.map_err(backend)?;
+        let next = res.next_page_offset.and_then(|id| match id.point_id_options {
+            Some(PointIdOptions::Uuid(u)) => Some(u),
+            Some(PointIdOptions::Num(n)) => Some(n.to_string()),
+            None => None,
+        });
+        let cases = res.result.into_iter().map(record).collect::<Result<Vec<_>, _>>()?;
+        Ok((cases, next))
+    }
+
+    async fn fill_sparse(&self, cases: Vec<(String, SparseVector)>) -> Result<(), StoreError> {
+        if cases.is_empty() {
+            return Ok(());
+        }
+        let points: Vec<PointVectors> = cases
+            .into_iter()
+            .map(|(id, v)| PointVectors {
+                id: Some(point_uuid(&id).into()),
+                vectors: Some(
+                    HashMap::from([(SPARSE_VECTOR.to_string(), Vector::new_sparse(v.indices, v.values))]).into(),
+                ),
+            })
+            .collect();
+        // Only points that still have no sparse vector: a case replaced meanwhile came with its own.
+        let unfilled = Filter::must_not([Condition::has_vector(SPARSE_VECTOR)]);
+        self.client
+            .update_vectors(UpdatePointVectorsBuilder::new(&self.collection, points).update_filter(unfilled).wait(true))
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn optimize(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 }

@@ -1,7 +1,10 @@
 //! The same contract for both backends: the embedded store always, a Qdrant
 //! server whenever `QDRANT_URL` is set (e.g. `QDRANT_URL=http://localhost:6334`).
 
-use triage_cases::{CaseFilter, CaseRecord, CaseStore, EdgeStore, QdrantStore, Redacted, StoreError};
+use triage_cases::{
+    add_sparse_vectors, terms, CaseFilter, CaseQuery, CaseRecord, CaseStore, EdgeStore, QdrantStore, Ranking, Redacted,
+    SparseVector, StoreError, DEFAULT_RANKING,
+};
 use triage_proto::{Label, RiskLevel};
 
 const DIM: usize = 8;
@@ -36,7 +39,16 @@ fn case(
         model_version: Some("test".into()),
         indexed_at: 1_700_000_000,
         vector: v,
+        sparse: SparseVector::default(),
     }
+}
+
+/// A case with a real text and its term weights.
+fn texted(id: &str, v: Vec<f32>, text: &str, labels: &[Label], district: &str, received: i64) -> CaseRecord {
+    let mut c = case(id, v, labels, RiskLevel::Yellow, district, "r5", received);
+    c.text = Some(text.into());
+    c.sparse = terms::document(text);
+    c
 }
 
 fn ids(hits: &[triage_cases::Hit]) -> Vec<&str> {
@@ -117,6 +129,93 @@ async fn contract(store: &dyn CaseStore) {
     assert!(matches!(store.upsert(vec![bad]).await, Err(StoreError::Dimension { .. })));
     assert!(matches!(store.search(&[1.0; 3], &all, 1, None).await, Err(StoreError::Dimension { .. })));
     assert_eq!(store.count().await.unwrap(), 2);
+
+    hybrid(store).await;
+}
+
+/// Hybrid search: an exact-term match outranks a merely topical neighbour,
+/// hits carry their term weights, and every filter holds on every ranking.
+async fn hybrid(store: &dyn CaseStore) {
+    // The query's dense vector sits nearest the topical case; only the exact case shares its rare terms.
+    let topical =
+        texted("h-topical", unit(6, 0.05), "小区物业服务差，垃圾没人清理。", &[Label::Livelihood], "北城", 10);
+    let exact = texted("h-exact", unit(6, 0.6), "锦绣花园业主反映电梯停运三个月。", &[Label::Livelihood], "北城", 20);
+    let other = texted("h-other", unit(2, 0.0), "工地夜间施工噪音扰民。", &[Label::Collective], "南城", 30);
+    store.upsert(vec![topical.clone(), exact.clone(), other.clone()]).await.unwrap();
+    let text = "锦绣花园电梯停运";
+    let q = |ranking| CaseQuery::new(unit(6, 0.0), terms::query(text), ranking);
+    let only_h = CaseFilter { received_from: Some(5), received_to: Some(100), ..Default::default() };
+
+    let dense = store.query(&q(Ranking::Dense), &only_h, 3).await.unwrap();
+    assert_eq!(ids(&dense)[0], "h-topical", "the dense vector alone prefers the topical case");
+    let hyb = store.query(&q(DEFAULT_RANKING), &only_h, 3).await.unwrap();
+    assert_eq!(ids(&hyb)[0], "h-exact", "hybrid puts the exact-term match first");
+    let sparse = store.query(&q(Ranking::Sparse), &only_h, 3).await.unwrap();
+    assert_eq!(ids(&sparse), ["h-exact"], "only the exact case shares a term");
+    for rk in [DEFAULT_RANKING, Ranking::Dbsf, Ranking::Dense] {
+        let hits = store.query(&q(rk), &only_h, 3).await.unwrap();
+        let e = hits.iter().find(|h| h.case.case_id == "h-exact").unwrap();
+        // Hits come back with both vectors: the cosine and the terms to explain them by.
+        assert!((e.score - 1.0 / 0.6f32.hypot(1.0)).abs() < 1e-3, "{rk:?} cosine {}", e.score);
+        assert_eq!(e.case.sparse, exact.sparse, "{rk:?}");
+    }
+
+    // Every filter holds under hybrid ranking.
+    let filters = [
+        (
+            CaseFilter {
+                district: Some("南城".into()),
+                received_from: Some(5),
+                received_to: Some(100),
+                ..Default::default()
+            },
+            vec!["h-other"],
+        ),
+        (
+            CaseFilter {
+                labels: vec![Label::Livelihood],
+                received_from: Some(5),
+                received_to: Some(100),
+                ..Default::default()
+            },
+            vec!["h-exact", "h-topical"],
+        ),
+        (CaseFilter { received_from: Some(15), received_to: Some(25), ..Default::default() }, vec!["h-exact"]),
+        (
+            CaseFilter {
+                min_level: Some(RiskLevel::Orange),
+                received_from: Some(5),
+                received_to: Some(100),
+                ..Default::default()
+            },
+            vec![],
+        ),
+        (
+            CaseFilter {
+                reporter_hash: Some("r5".into()),
+                exclude_case_id: Some("h-exact".into()),
+                ..Default::default()
+            },
+            vec!["h-topical", "h-other"],
+        ),
+    ];
+    for (filter, want) in filters {
+        for rk in [DEFAULT_RANKING, Ranking::Sparse, Ranking::Dbsf] {
+            let mut got =
+                ids(&store.query(&q(rk), &filter, 10).await.unwrap()).into_iter().map(String::from).collect::<Vec<_>>();
+            let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+            if rk == Ranking::Sparse {
+                // The sparse list holds only cases sharing a term.
+                want.retain(|w| w == "h-exact");
+            }
+            got.sort();
+            want.sort();
+            assert_eq!(got, want, "{rk:?} {filter:?}");
+        }
+    }
+    for id in ["h-topical", "h-exact", "h-other"] {
+        store.delete(id).await.unwrap();
+    }
 }
 
 #[tokio::test]
@@ -149,6 +248,75 @@ async fn embedded_store_survives_reopening_and_locks_its_directory() {
     assert!(matches!(EdgeStore::open(dir.path(), DIM * 2), Err(StoreError::Dimension { .. })));
 }
 
+/// A store written before sparse vectors were kept: opening it adds the
+/// vector, the re-index fills it from the stored texts, and keeps every case.
+#[tokio::test]
+async fn reindex_adds_sparse_vectors_and_keeps_every_case() {
+    use qdrant_edge::{
+        Distance, EdgeConfigBuilder, EdgeShard, EdgeVectorParams, PointInsertOperations, PointOperations, PointStruct,
+        UpdateOperation,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let texts = ["拆迁补偿款迟迟不发放", "物业费上涨业主不满", "工资拖欠半年", "", "学校门口交通拥堵"];
+    let mut old = Vec::new();
+    {
+        // The old layout: one unnamed dense vector, no sparse one.
+        let config = EdgeConfigBuilder::new()
+            .vector("", EdgeVectorParams::builder(DIM, Distance::Cosine).on_disk(true).build())
+            .build();
+        let shard = EdgeShard::new(dir.path(), config).unwrap();
+        let mut points = Vec::new();
+        for (i, t) in texts.iter().enumerate() {
+            let mut c = case(
+                &format!("old-{i}"),
+                unit(i % DIM, 0.2),
+                &[Label::Livelihood],
+                RiskLevel::Blue,
+                "东城",
+                "r",
+                i as i64,
+            );
+            // One case kept no text (--store-text false): it stays dense-only.
+            c.text = (!t.is_empty()).then(|| t.to_string());
+            let payload = serde_json::to_value(triage_cases::CasePayload::of(&c)).unwrap();
+            points.push(PointStruct::new(old_point_id(&c.case_id), c.vector.clone(), payload).into());
+            old.push(c);
+        }
+        shard
+            .update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(PointInsertOperations::PointsList(
+                points,
+            ))))
+            .unwrap();
+        shard.flush();
+    }
+    let store = EdgeStore::open(dir.path(), DIM).unwrap();
+    assert_eq!(store.count().await.unwrap(), 5);
+    let mut seen = 0;
+    let s = add_sparse_vectors(&store, 2, |n| seen += n).await.unwrap();
+    assert_eq!((s.cases, s.added, s.had, s.without_text, seen), (5, 4, 0, 1, 5), "{s:?}");
+    assert_eq!(store.count().await.unwrap(), 5);
+    for c in &old {
+        let got = store.get(&c.case_id, true).await.unwrap().expect("kept");
+        assert_eq!((&got.text, &got.labels, got.level, got.received_at), (&c.text, &c.labels, c.level, c.received_at));
+        assert_eq!(got.vector.len(), DIM);
+        assert_eq!(got.sparse, c.text.as_deref().map(terms::document).unwrap_or_default(), "{}", c.case_id);
+    }
+    // A second run finds nothing left to do.
+    let again = add_sparse_vectors(&store, 2, |_| {}).await.unwrap();
+    assert_eq!((again.added, again.had, again.without_text), (0, 4, 1));
+    // And the re-indexed store answers by its terms.
+    let hits = store
+        .query(&CaseQuery::new(unit(0, 0.0), terms::query("物业费"), Ranking::Sparse), &CaseFilter::default(), 3)
+        .await
+        .unwrap();
+    assert_eq!(ids(&hits), ["old-1"]);
+}
+
+fn old_point_id(case_id: &str) -> qdrant_edge::PointId {
+    let u = qdrant_edge::external::uuid::Uuid::parse_str(&triage_cases::point_uuid(case_id)).unwrap();
+    qdrant_edge::PointId::Uuid(u)
+}
+
 #[tokio::test]
 async fn redacting_rewrites_the_embedded_store_without_texts() {
     let dir = tempfile::tempdir().unwrap();
@@ -157,7 +325,10 @@ async fn redacting_rewrites_the_embedded_store_without_texts() {
     assert!(!path.exists());
     {
         let store = EdgeStore::open(&path, DIM).unwrap();
-        let a = case("a", unit(0, 0.0), &[Label::Violence], RiskLevel::Red, "东城", "r1", 1_000);
+        let a = CaseRecord {
+            sparse: terms::document("拆迁补偿款迟迟不发放"),
+            ..case("a", unit(0, 0.0), &[Label::Violence], RiskLevel::Red, "东城", "r1", 1_000)
+        };
         let b = CaseRecord { text: None, ..case("b", unit(1, 0.0), &[], RiskLevel::Blue, "西城", "r2", 2_000) };
         store.upsert(vec![a, b]).await.unwrap();
         // Refused while the store is open elsewhere.
@@ -168,6 +339,8 @@ async fn redacting_rewrites_the_embedded_store_without_texts() {
     assert_eq!((store.count().await.unwrap(), store.count_with_text().await.unwrap()), (2, 0));
     let a = store.get("a", true).await.unwrap().unwrap();
     assert_eq!((a.text, a.level, a.received_at, a.vector.len()), (None, RiskLevel::Red, Some(1_000), DIM));
+    // The term weights are not the text: they stay, so search by words still finds the case.
+    assert_eq!(a.sparse, terms::document("拆迁补偿款迟迟不发放"));
     drop(store);
     // An interrupted run (the old store parked, the new one not yet moved in) is finished by the next.
     let parked = dir.path().join("cases.redact-old");

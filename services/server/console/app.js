@@ -196,6 +196,24 @@ function sharedSpans(query, text) {
   return spans;
 }
 
+// Every occurrence of the given words in text, longest word first where they overlap.
+function termSpans(words, text) {
+  const t = Array.from(text);
+  const cover = new Array(t.length).fill(false);
+  const spans = [];
+  for (const w of [...words].sort((a, b) => b.length - a.length)) {
+    const wc = Array.from(w);
+    for (let i = 0; i + wc.length <= t.length; i++) {
+      let hit = true;
+      for (let k = 0; k < wc.length && hit; k++) hit = t[i + k] === wc[k] && !cover[i + k];
+      if (!hit) continue;
+      for (let k = 0; k < wc.length; k++) cover[i + k] = true;
+      spans.push({ start: i, end: i + wc.length, cls: "shared", title: "共同词语", term: w });
+    }
+  }
+  return spans.sort((a, b) => a.start - b.start);
+}
+
 // ---------- triage ----------
 
 function dateField(id) {
@@ -329,8 +347,12 @@ function renderHits(r) {
   out.append(el("p", { class: "muted" }, "查询判为 ", levelBadge(r.query.level), " 标签：", chips(r.query.labels), " 共 " + r.hits.length + " 条结果"));
   for (const h of r.hits) {
     const c = h.case;
-    const spans = c.text ? sharedSpans(lastQueryText, c.text) : [];
-    const terms = [...new Set(spans.map((s) => s.term))].sort((a, b) => b.length - a.length).slice(0, 12);
+    // The service's shared words (with their weight in the match) when it gives them; else a
+    // character-bigram match against the query, for cases stored before words were kept.
+    const given = (h.shared.terms || []).map((t) => t.term);
+    const spans = c.text ? (given.length ? termSpans(given, c.text) : sharedSpans(lastQueryText, c.text)) : [];
+    const terms = given.length ? h.shared.terms.map((t) => t.term + " " + num(t.weight))
+      : [...new Set(spans.map((s) => s.term))].sort((a, b) => b.length - a.length).slice(0, 12);
     out.append(
       el("div", { class: "hit" },
         el("div", { class: "head" },

@@ -44,9 +44,12 @@ pub struct Origin {
     pub received_at: Option<i64>,
 }
 
+/// The record for `text`; `keep_text` is `--store-text`. The term weights
+/// are kept either way, so that search by words works on stores without text.
 pub fn record(
     case_id: &str,
-    text: Option<String>,
+    text: &str,
+    keep_text: bool,
     j: &Judgement,
     filing: Filing,
     origin: Origin,
@@ -54,7 +57,7 @@ pub fn record(
 ) -> CaseRecord {
     CaseRecord {
         case_id: case_id.to_string(),
-        text,
+        text: keep_text.then(|| text.to_string()),
         labels: filing.labels,
         level: filing.level,
         base_level: Some(j.level),
@@ -66,5 +69,6 @@ pub fn record(
         model_version: filing.by_model.then(|| j.model_version.clone()),
         indexed_at,
         vector: j.embedding.clone(),
+        sparse: triage_cases::terms::document(text),
     }
 }

@@ -191,7 +191,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
                     reporter_hash: c.reporter_hash.clone(),
                     received_at: c.received_at,
                 };
-                filing::record(&c.case_id, args.store.store_text.then(|| c.text.clone()), &j, filing, origin, now)
+                filing::record(&c.case_id, &c.text, args.store.store_text, &j, filing, origin, now)
             })
             .collect();
         rt.block_on(store.upsert(records))?;
@@ -199,6 +199,8 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
+    eprintln!("building the search index");
+    rt.block_on(store.optimize())?;
     let total = rt.block_on(store.count())?;
     drop(store);
     eprintln!(

@@ -1,15 +1,18 @@
 //! Command-line interface: global options and subcommand dispatch.
 
+mod bench_search;
 mod cases;
 mod cues;
 mod embed;
 mod eval;
+mod eval_search;
 mod import;
 mod input;
 mod judge;
 mod keys;
 mod model;
 mod policy;
+mod reindex;
 mod risk;
 mod serve;
 mod store;
@@ -82,6 +85,12 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Index past cases from a JSON Lines file, with a summary of what was skipped and why.
     Import(import::ImportArgs),
+    /// Give stored cases their term weights (stores written before they were kept), with progress.
+    Reindex(reindex::ReindexArgs),
+    /// Search quality on categorised real messages: p@5 and nDCG@10 for dense, sparse and fused rankings.
+    EvalSearch(eval_search::EvalSearchArgs),
+    /// The embedded store at scale on synthetic cases: latency, recall, import rate, size, memory.
+    BenchSearch(bench_search::BenchSearchArgs),
     /// Measure the escalation policy's similarity thresholds on labelled case pairs.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -102,6 +111,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(a) => eval::run(a),
         Command::Serve(a) => serve::run(a).map(|()| ExitCode::SUCCESS),
         Command::Import(a) => import::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Reindex(a) => reindex::run(a).map(|()| ExitCode::SUCCESS),
+        Command::EvalSearch(a) => eval_search::run(a),
+        Command::BenchSearch(a) => bench_search::run(a),
         Command::Policy(c) => policy::run(c),
         Command::Keys(c) => keys::run(c).map(|()| ExitCode::SUCCESS),
         Command::Cases(c) => cases::run(c).map(|()| ExitCode::SUCCESS),

@@ -5,11 +5,13 @@ use std::sync::Arc;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::Json;
-use triage_cases::{CaseFilter, CaseRecord};
+use std::collections::{BTreeSet, HashMap};
+
+use triage_cases::{terms, CaseFilter, CaseQuery, CaseRecord, Hit, Ranking, SparseVector, DEFAULT_RANKING};
 use triage_proto::time::Timestamp;
 use triage_proto::{
     Case, CaseRequest, DeleteResponse, ErrorBody, ErrorCode, SearchHit, SearchQuery, SearchRequest, SearchResponse,
-    Shared, MAX_TOP_K,
+    Shared, SharedTerm, MAX_TOP_K,
 };
 
 use super::body::JsonBody;
@@ -18,6 +20,8 @@ use super::pipeline::{check_case_id, check_text, parse_labels, parse_level, pars
 use super::AppState;
 
 const DEFAULT_TOP_K: usize = 10;
+/// Shared words shown per hit.
+const MAX_SHARED_TERMS: usize = 10;
 
 fn wire(c: CaseRecord) -> Case {
     let risk_level = c.risk();
@@ -114,21 +118,46 @@ pub async fn search(
         reporter_hash: f.reporter.as_deref().map(|r| state.hash_reporter(r)),
         exclude_case_id: None,
     };
-    let (vector, query) = match (req.text, req.case_id) {
+    let ranking = match req.ranking.as_deref() {
+        None | Some("hybrid") => DEFAULT_RANKING,
+        Some("dense") => Ranking::Dense,
+        Some("sparse") => Ranking::Sparse,
+        Some(other) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("ranking must be hybrid, dense or sparse, not {other:?}"),
+            ))
+        }
+    };
+    let (vector, words, query) = match (req.text, req.case_id) {
         (Some(text), None) => {
             check_text(&text, None)?;
+            let words = terms::query_terms(&text);
             let j = state.judge(vec![text]).await?.remove(0);
             let labels = j.flagged_labels();
-            (j.embedding, SearchQuery { labels, level: j.level, district: None })
+            (j.embedding, words, SearchQuery { labels, level: j.level, district: None })
         }
         (None, Some(id)) => {
             let c = state.store.get(&id, true).await?.ok_or_else(|| unknown(&id))?;
             filter.exclude_case_id = Some(id);
-            (c.vector, SearchQuery { labels: c.labels, level: c.level, district: c.district })
+            // A case stored without its text is searched by its term dimensions, unnamed.
+            let words = match c.text.as_deref() {
+                Some(t) => terms::query_terms(t),
+                None => {
+                    c.sparse.indices.iter().map(|&id| terms::Term { term: String::new(), id, weight: 1.0 }).collect()
+                }
+            };
+            (c.vector, words, SearchQuery { labels: c.labels, level: c.level, district: c.district })
         }
         _ => return Err(ApiError::new(ErrorCode::InvalidRequest, "send exactly one of text and case_id")),
     };
-    let hits = state.store.search(&vector, &filter, top_k, None).await?;
+    let sparse = SparseVector::from_pairs(words.iter().map(|t| (t.id, t.weight)));
+    let hits = state.store.query(&CaseQuery::new(vector.clone(), sparse, ranking), &filter, top_k).await?;
+    let names: HashMap<u32, &str> =
+        words.iter().filter(|t| !t.term.is_empty()).map(|t| (t.id, t.term.as_str())).collect();
+    let shared_ids: BTreeSet<u32> =
+        hits.iter().flat_map(|h| h.case.sparse.indices.iter().copied().filter(|i| names.contains_key(i))).collect();
+    let idf = triage_cases::idf(state.store.as_ref(), &vector, &shared_ids.into_iter().collect::<Vec<_>>()).await?;
     let hits = hits
         .into_iter()
         .map(|h| {
@@ -136,9 +165,74 @@ pub async fn search(
                 labels: h.case.labels.iter().copied().filter(|l| query.labels.contains(l)).collect(),
                 level: h.case.level == query.level,
                 district: query.district.is_some() && h.case.district == query.district,
+                terms: shared_terms(&h, &names, &idf),
             };
-            SearchHit { case: wire(h.case), score: h.score, shared }
+            let Hit { case, score, rank_score } = h;
+            SearchHit { case: wire(case), score, shared, rank_score }
         })
         .collect();
     Ok(Json(SearchResponse { query, hits }))
+}
+
+/// The query's words found in a hit, by what each adds to its word score.
+fn shared_terms(h: &Hit, names: &HashMap<u32, &str>, idf: &HashMap<u32, f32>) -> Vec<SharedTerm> {
+    let sparse = &h.case.sparse;
+    let mut shared: Vec<SharedTerm> = sparse
+        .indices
+        .iter()
+        .zip(&sparse.values)
+        .filter_map(|(id, w)| {
+            let term = names.get(id)?;
+            Some(SharedTerm { term: term.to_string(), weight: w * idf.get(id).copied().unwrap_or(0.0) })
+        })
+        .collect();
+    shared.sort_by(|a, b| b.weight.total_cmp(&a.weight).then_with(|| a.term.cmp(&b.term)));
+    shared.truncate(MAX_SHARED_TERMS);
+    shared
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use triage_proto::RiskLevel;
+
+    fn hit(text: &str) -> Hit {
+        let case = CaseRecord {
+            case_id: "h".into(),
+            text: None,
+            labels: Vec::new(),
+            level: RiskLevel::Blue,
+            base_level: None,
+            risk_level: None,
+            escalations: Vec::new(),
+            district: None,
+            reporter_hash: None,
+            received_at: None,
+            model_version: None,
+            indexed_at: 0,
+            vector: Vec::new(),
+            sparse: terms::document(text),
+        };
+        Hit { case, score: 0.9, rank_score: 0.03 }
+    }
+
+    #[test]
+    fn shared_terms_are_the_words_in_both_weighted_by_idf() {
+        let words = terms::query_terms("锦绣花园电梯停运，物业不管");
+        let names: HashMap<u32, &str> = words.iter().map(|t| (t.id, t.term.as_str())).collect();
+        let h = hit("锦绣花园的电梯又停运了，业主很着急。");
+        let (garden, lift) = (terms::term_id("锦绣"), terms::term_id("电梯"));
+        // 锦绣 is rare in the store, 电梯 common: the rarer word leads.
+        let idf = HashMap::from([(garden, 3.0), (lift, 0.5)]);
+        let shared = shared_terms(&h, &names, &idf);
+        let got: Vec<&str> = shared.iter().map(|t| t.term.as_str()).collect();
+        assert!(got.contains(&"锦绣") && got.contains(&"电梯") && got.contains(&"停运"), "{got:?}");
+        assert!(!got.contains(&"物业") && !got.contains(&"业主"), "only words in both: {got:?}");
+        assert_eq!(got[0], "锦绣", "{shared:?}");
+        let w = |t: &str| shared.iter().find(|s| s.term == t).unwrap().weight;
+        assert!((w("锦绣") - 3.0 * h.case.sparse.get(garden).unwrap()).abs() < 1e-6);
+        // A word the store's IDF does not know adds nothing.
+        assert_eq!(w("停运"), 0.0);
+        assert!(shared.windows(2).all(|p| p[0].weight >= p[1].weight));
+    }
 }

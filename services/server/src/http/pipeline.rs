@@ -175,8 +175,7 @@ impl AppState {
             reporter_hash: ctx.reporter_hash.clone(),
             received_at: ctx.workflow.received_at,
         };
-        let text = self.store_text.then(|| text.to_string());
-        crate::filing::record(case_id, text, j, filing, origin, Timestamp::now().unix())
+        crate::filing::record(case_id, text, self.store_text, j, filing, origin, Timestamp::now().unix())
     }
 }
 

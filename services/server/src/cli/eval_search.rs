@@ -1,0 +1,205 @@
+//! `triage eval-search`: how well each ranking finds related real messages.
+//!
+//! Every message is indexed (the service's vector and term weights) in a
+//! temporary embedded store, then searched for by its own text with itself
+//! left out; the board's category stands in for "related". Prints, per
+//! ranking, same-category precision@5 and nDCG@10 (binary gain; the ideal
+//! ranking puts min(10, same-category messages) first), and chance.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use triage_cases::terms::{self, Bm25};
+use triage_cases::{CaseFilter, CaseQuery, CaseRecord, CaseStore, EdgeStore, Ranking, SparseVector, DEFAULT_RANKING};
+use triage_proto::RiskLevel;
+
+use super::{risk, ModelArgs};
+
+#[derive(Args, Debug)]
+pub struct EvalSearchArgs {
+    /// JSON Lines of messages with `id`, `text`, optional `title`, and `category`.
+    #[arg(long, env = "TRIAGE_EVAL_SEARCH_DATA", default_value = "../shared/data/real/gov_messages.jsonl")]
+    pub data: PathBuf,
+    /// Write the figures as JSON here.
+    #[arg(long, env = "TRIAGE_EVAL_SEARCH_JSON")]
+    pub json: Option<PathBuf>,
+    /// Keep the messages' vectors in this file and reuse them when it exists
+    /// (re-runs that change only the term weights skip the encoder).
+    #[arg(long, env = "TRIAGE_EVAL_SEARCH_VECTORS")]
+    pub vectors: Option<PathBuf>,
+    #[command(flatten)]
+    pub risk: risk::RiskModelArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    id: serde_json::Value,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    text: String,
+    category: String,
+}
+
+#[derive(Serialize)]
+struct Row {
+    ranking: String,
+    p_at_5: f64,
+    ndcg_at_10: f64,
+}
+
+/// The rankings compared: the two lists alone, and fusions of them.
+fn rankings() -> Vec<(String, Ranking)> {
+    let mut out = vec![("dense".to_string(), Ranking::Dense), ("sparse".to_string(), Ranking::Sparse)];
+    for k in [2, 10, 60] {
+        for w in [0.5f32, 1.0, 2.0] {
+            out.push((format!("rrf k={k} dense×{w}"), Ranking::Rrf { k, dense_weight: w }));
+        }
+    }
+    out.push(("dbsf".to_string(), Ranking::Dbsf));
+    out
+}
+
+fn ndcg(rel: &[bool], relevant: usize) -> f64 {
+    let gain = |i: usize| 1.0 / ((i + 2) as f64).log2();
+    let dcg: f64 = rel.iter().enumerate().filter(|(_, r)| **r).map(|(i, _)| gain(i)).sum();
+    let ideal: f64 = (0..relevant.min(10)).map(gain).sum();
+    if ideal == 0.0 {
+        0.0
+    } else {
+        dcg / ideal
+    }
+}
+
+pub fn run(args: EvalSearchArgs) -> anyhow::Result<ExitCode> {
+    let raw = std::fs::read_to_string(&args.data).with_context(|| format!("reading {}", args.data.display()))?;
+    let mut seen = HashSet::new();
+    let mut msgs = Vec::new();
+    for (i, line) in raw.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let m: Message = serde_json::from_str(line).with_context(|| format!("line {}", i + 1))?;
+        let id = match &m.id {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if seen.insert(id.clone()) {
+            let text = match m.title.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+                Some(t) => format!("{t}。{}", m.text),
+                None => m.text.clone(),
+            };
+            msgs.push((id, text, m.category));
+        }
+    }
+    let n = msgs.len();
+    anyhow::ensure!(n >= 2, "{} holds fewer than two messages", args.data.display());
+    let mut per_cat: HashMap<&str, usize> = HashMap::new();
+    for (_, _, c) in &msgs {
+        *per_cat.entry(c.as_str()).or_default() += 1;
+    }
+    let chance = per_cat.values().map(|&k| k * (k - 1)).sum::<usize>() as f64 / (n * (n - 1)) as f64;
+    let mean_len = msgs.iter().map(|(_, t, _)| terms::tokens(t).len()).sum::<usize>() as f64 / n as f64;
+
+    let texts: Vec<&str> = msgs.iter().map(|(_, t, _)| t.as_str()).collect();
+    let cached: Option<Vec<Vec<f32>>> = match &args.vectors {
+        Some(p) if p.exists() => Some(serde_json::from_str(&std::fs::read_to_string(p)?)?),
+        _ => None,
+    };
+    let vectors = match cached.filter(|v| v.len() == n) {
+        Some(v) => v,
+        None => {
+            let triage = risk::load_triage(&args.model, &args.risk)?;
+            let v: Vec<Vec<f32>> =
+                risk::judge_all(&triage, &texts, "embedding")?.into_iter().map(|j| j.embedding).collect();
+            if let Some(p) = &args.vectors {
+                std::fs::write(p, serde_json::to_string(&v)?).with_context(|| format!("writing {}", p.display()))?;
+            }
+            v
+        }
+    };
+    let dim = vectors.first().map_or(0, Vec::len);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let cat: HashMap<&str, &str> = msgs.iter().map(|(id, _, c)| (id.as_str(), c.as_str())).collect();
+    let queries: Vec<SparseVector> = texts.iter().map(|t| terms::query(t)).collect();
+    let eval = |bm25: &Bm25, rankings: &[(String, Ranking)]| -> anyhow::Result<Vec<Row>> {
+        let dir = tempfile::tempdir()?;
+        let store = EdgeStore::open(dir.path(), dim)?;
+        let records: Vec<CaseRecord> = msgs
+            .iter()
+            .zip(&vectors)
+            .map(|((id, text, _), v)| CaseRecord {
+                case_id: id.clone(),
+                text: None,
+                labels: Vec::new(),
+                level: RiskLevel::Blue,
+                base_level: None,
+                risk_level: None,
+                escalations: Vec::new(),
+                district: None,
+                reporter_hash: None,
+                received_at: None,
+                model_version: None,
+                indexed_at: 0,
+                vector: v.clone(),
+                sparse: bm25.document(text),
+            })
+            .collect();
+        rt.block_on(store.upsert(records))?;
+        let mut rows = Vec::new();
+        for (name, ranking) in rankings {
+            let (mut p5, mut nd) = (0.0, 0.0);
+            for (i, (id, _, c)) in msgs.iter().enumerate() {
+                let q = CaseQuery::new(vectors[i].clone(), queries[i].clone(), *ranking);
+                let filter = CaseFilter { exclude_case_id: Some(id.clone()), ..Default::default() };
+                let hits = rt.block_on(store.query(&q, &filter, 10))?;
+                let rel: Vec<bool> =
+                    hits.iter().map(|h| cat.get(h.case.case_id.as_str()) == Some(&c.as_str())).collect();
+                p5 += rel.iter().take(5).filter(|r| **r).count() as f64 / 5.0;
+                nd += ndcg(&rel, per_cat[c.as_str()] - 1);
+            }
+            let b = format!("k1 {} b {} len {}", bm25.k1, bm25.b, bm25.avg_len);
+            rows.push(Row { ranking: format!("{name} ({b})"), p_at_5: p5 / n as f64, ndcg_at_10: nd / n as f64 });
+        }
+        Ok(rows)
+    };
+    println!("{n} messages; chance {chance:.3}; mean kept terms per message {mean_len:.1}");
+    println!("| ranking | p@5 | nDCG@10 |\n|---|---|---|");
+    let mut rows = eval(&terms::BM25, &rankings())?;
+    // The word weights' parameters, swept for the word list alone and the default fusion.
+    let swept = [("sparse".to_string(), Ranking::Sparse), ("default fusion".to_string(), DEFAULT_RANKING)];
+    for k1 in [1.2f32, 2.0, 3.0] {
+        for b in [0.75f32, 1.0] {
+            for avg_len in [25.0f32, 50.0, 186.0] {
+                let bm25 = Bm25 { k1, b, avg_len };
+                if bm25 != terms::BM25 {
+                    rows.extend(eval(&bm25, &swept)?);
+                }
+            }
+        }
+    }
+    for row in &rows {
+        println!("| {} | {:.3} | {:.3} |", row.ranking, row.p_at_5, row.ndcg_at_10);
+    }
+    if let Some(path) = &args.json {
+        let out = serde_json::json!({"messages": n, "chance": chance, "mean_terms": mean_len, "rankings": rows});
+        std::fs::write(path, serde_json::to_string_pretty(&out)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ndcg;
+
+    #[test]
+    fn ndcg_is_one_for_an_ideal_ranking_and_less_otherwise() {
+        assert!((ndcg(&[true, true, false], 2) - 1.0).abs() < 1e-9);
+        assert!(ndcg(&[false, true, true], 2) < 1.0);
+        assert_eq!(ndcg(&[false; 10], 0), 0.0);
+    }
+}
