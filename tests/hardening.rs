@@ -397,3 +397,28 @@ fn one_batch_cannot_hold_the_queue() {
     drop(batch);
     wait_for_depth(&s, 0.0, Duration::from_secs(20));
 }
+
+/// A client that shuts down its sending side once its request is out (some
+/// scripts and proxies do) is answered, and its case stored, with
+/// `--half-close true`. By default the end of its stream reads as a client
+/// that has gone, so that the work of one that gave up is dropped.
+#[test]
+fn a_half_closed_request_is_answered_and_stored_with_half_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &["--half-close", "true"]);
+    let body =
+        json!({"case_id": "half-closed", "text": "小区门口的垃圾堆了一个月没人清运，请尽快处理。", "level": "blue"})
+            .to_string();
+    let req = format!(
+        "POST /v1/cases HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {PLATFORM}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut c = connect(&s);
+    c.write_all(req.as_bytes()).unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let (st, _, answer) = read_response(&mut c, Duration::from_secs(60)).expect("an answer to a half-closed request");
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&answer));
+    let (st, v, _) = s.call("GET", "/v1/cases/half-closed", Some(support::ANALYST), None);
+    assert_eq!((st, v["level"].as_str()), (200, Some("blue")), "{v}");
+}

@@ -55,6 +55,12 @@ pub struct ServeArgs {
     /// Most connections open at once; more wait in the listen backlog until one closes.
     #[arg(long, env = "TRIAGE_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+    /// Answer a client that shuts down its sending side after its request
+    /// (some scripts and proxies do). A server cannot tell that from a client
+    /// that has gone, so with this on, work for a client that gave up is no
+    /// longer cancelled when it leaves: it runs until `--request-timeout`.
+    #[arg(long, env = "TRIAGE_HALF_CLOSE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub half_close: bool,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -157,7 +163,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             model_version = %triage.model().version,
             "serving"
         );
-        let limits = ConnLimits { header_timeout: args.header_timeout, max_connections: args.max_connections as usize };
+        let limits = ConnLimits {
+            header_timeout: args.header_timeout,
+            max_connections: args.max_connections as usize,
+            half_close: args.half_close,
+        };
         http::serve(listener, state, limits).await
     })?;
     // The last store handle is dropped here: the embedded shard flushes and releases its lock.

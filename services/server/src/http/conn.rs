@@ -22,6 +22,10 @@ pub struct ConnLimits {
     /// requests of a kept-alive one, so it is the idle limit too.
     pub header_timeout: Duration,
     pub max_connections: usize,
+    /// Keep a connection whose client has shut down its sending side, and
+    /// answer it. Off, the end of the client's stream ends the connection,
+    /// which is how a client that has gone is noticed and its work dropped.
+    pub half_close: bool,
 }
 
 /// Serves `app` until `shutdown` resolves, then stops accepting and waits
@@ -35,7 +39,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).half_close(limits.half_close);
     tokio::pin!(shutdown);
     loop {
         // At the limit, connections wait in the listen backlog rather than being accepted and starved.
