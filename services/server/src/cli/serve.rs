@@ -131,7 +131,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
         let salt = args.store.salt()?;
-        let queue = InferenceQueue::start(triage.clone(), args.queue_size, args.max_batch);
+        let judge: Arc<dyn triage_risk::Judge> = triage.clone();
+        let queue = InferenceQueue::start(judge, args.queue_size, args.max_batch);
         let evals = Evals::start(args.store.data_dir.join("evals"), triage.clone(), queue.clone())?;
         let state = Arc::new(AppState {
             triage: triage.clone(),

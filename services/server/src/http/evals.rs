@@ -21,11 +21,11 @@ use serde::{Deserialize, Serialize};
 use triage_eval::Scored;
 use triage_proto::time::Timestamp;
 use triage_proto::{ErrorBody, ErrorCode, EvalJob, EvalList, EvalStatus, EvalSummary};
+use triage_queue::InferenceQueue;
 use triage_risk::data::{parse_labelled, Example};
 use triage_risk::Triage;
 
 use super::error::{ApiError, ApiResult};
-use super::queue::InferenceQueue;
 use super::AppState;
 
 /// Largest set accepted, in bytes (the dev set is 0.2 MB).

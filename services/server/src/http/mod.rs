@@ -11,7 +11,6 @@ mod ops;
 mod pipeline;
 #[cfg(test)]
 mod props;
-mod queue;
 mod triage;
 
 use std::path::PathBuf;
@@ -32,7 +31,7 @@ use triage_risk::{Policy, Triage};
 pub use auth::{new_key, Keys, Permission, Role};
 pub use conn::ConnLimits;
 pub use evals::Evals;
-pub use queue::InferenceQueue;
+pub use triage_queue::InferenceQueue;
 
 use error::ApiError;
 

@@ -5,11 +5,11 @@
 use triage_cases::{CaseFilter, CaseRecord, Hit};
 use triage_proto::time::Timestamp;
 use triage_proto::{CaseContext, ErrorCode, Escalation, Label, RiskLevel, SimilarCase, TriageResponse};
+use triage_queue::QueueError;
 use triage_risk::policy::{Facts, PastCase, Workflow};
 use triage_risk::{Judgement, TriageError};
 
 use super::error::{ApiError, ApiResult};
-use super::queue::QueueError;
 use super::AppState;
 use crate::filing::{Filing, ModelView, Origin};
 
