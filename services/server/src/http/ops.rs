@@ -23,17 +23,17 @@ pub async fn healthz() -> Json<Health> {
 /// key needed). Not ready is 503 `not_ready`, saying which.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, body = Ready), (status = 503, body = ErrorBody)))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> ApiResult<Json<Ready>> {
-    if let WorkerHealth::Stopped { reason } = state.queue.health() {
+    if let WorkerHealth::Stopped { reason } = state.service.worker_health() {
         return Err(ApiError::new(ErrorCode::NotReady, format!("the inference worker has stopped: {reason}")));
     }
-    if let Err(e) = state.store.count().await {
+    if let Err(e) = state.service.store().count().await {
         tracing::warn!(error = %e, "readiness: the case store is not answering");
         return Err(ApiError::new(ErrorCode::NotReady, "the case store is not answering"));
     }
     Ok(Json(Ready {
         ready: true,
-        model_version: state.triage.model().version.clone(),
-        store: state.store.kind().to_string(),
+        model_version: state.service.model_version().to_string(),
+        store: state.service.store().kind().to_string(),
     }))
 }
 
@@ -41,8 +41,8 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> ApiResult<Json<Ready>
 /// at scrape time, rather than kept current on every request.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain")), security(("bearer" = [])))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    metrics::gauge!("triage_queue_depth").set(state.queue.depth() as f64);
-    let up = matches!(state.queue.health(), WorkerHealth::Running);
+    metrics::gauge!("triage_queue_depth").set(state.service.queue().depth() as f64);
+    let up = matches!(state.service.worker_health(), WorkerHealth::Running);
     metrics::gauge!("triage_inference_worker_up").set(if up { 1.0 } else { 0.0 });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
