@@ -23,7 +23,6 @@
 //! once is not trusted with the next text, and the process is better replaced.
 
 use std::collections::VecDeque;
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -52,8 +51,10 @@ struct Job {
     id: u64,
     pending: VecDeque<Part>,
     done: Vec<Option<Judgement>>,
-    reply: oneshot::Sender<Result<Vec<Judgement>, TriageError>>,
+    // Before `reply`, so that a job dropped unanswered frees its slots before
+    // its caller hears `Stopped`: fields drop in the order they are declared.
     _permit: OwnedSemaphorePermit,
+    reply: oneshot::Sender<Result<Vec<Judgement>, TriageError>>,
 }
 
 impl Job {
@@ -142,6 +143,29 @@ impl Worker {
     }
 }
 
+/// Marks the worker stopped when `work` ends, returning or unwinding. Made
+/// after the jobs, so dropped before them: a caller told `Stopped` finds
+/// the health saying so too.
+struct Ending<'a> {
+    worker: &'a Worker,
+    slots: &'a Semaphore,
+}
+
+impl Drop for Ending<'_> {
+    fn drop(&mut self) {
+        // No new request may take a slot of a queue nobody drains.
+        self.slots.close();
+        if std::thread::panicking() {
+            // The panic's own message goes to stderr through the panic hook.
+            tracing::error!("the judge panicked; the inference worker has stopped");
+            metrics::counter!("triage_inference_worker_panics_total").increment(1);
+            self.worker.stop("the judge panicked");
+        } else {
+            self.worker.stop("the queue was shut down");
+        }
+    }
+}
+
 /// A handle on the queue; clones share it. The worker ends when the last handle is dropped.
 pub struct InferenceQueue<J: Judge + ?Sized = dyn Judge> {
     judge: Arc<J>,
@@ -189,22 +213,9 @@ impl<J: Judge + ?Sized> InferenceQueue<J> {
         let worker = Arc::new(Worker { stopped: Mutex::new(None) });
         let slots = Arc::new(Semaphore::new(capacity));
         let (j, d, w, s) = (judge.clone(), drain.clone(), worker.clone(), slots.clone());
-        let spawned = std::thread::Builder::new().name("inference".into()).spawn(move || {
-            // The jobs held by `work` are dropped as the panic unwinds, so
-            // their callers hear `Stopped` rather than wait for ever.
-            let ended = std::panic::catch_unwind(AssertUnwindSafe(|| work(rx, &*j, max_batch.max(1), &d)));
-            // No new request may take a slot of a queue nobody drains.
-            s.close();
-            match ended {
-                Ok(()) => w.stop("the queue was shut down"),
-                Err(_) => {
-                    // The panic's own message went to stderr through the panic hook.
-                    tracing::error!("the judge panicked; the inference worker has stopped");
-                    metrics::counter!("triage_inference_worker_panics_total").increment(1);
-                    w.stop("the judge panicked");
-                }
-            }
-        });
+        let spawned = std::thread::Builder::new()
+            .name("inference".into())
+            .spawn(move || work(rx, &*j, max_batch.max(1), &d, Ending { worker: &w, slots: &s }));
         if let Err(e) = spawned {
             tracing::error!(error = %e, "could not start the inference thread");
             slots.close();
@@ -271,9 +282,17 @@ impl<J: Judge + ?Sized> InferenceQueue<J> {
     }
 }
 
-/// The worker: round robin over the requests waiting, until every queue handle is gone.
-fn work<J: Judge + ?Sized>(mut rx: mpsc::UnboundedReceiver<Job>, judge: &J, max_batch: usize, drain: &Drain) {
+/// The worker: round robin over the requests waiting, until every queue
+/// handle is gone or the judge panics.
+fn work<J: Judge + ?Sized>(
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    judge: &J,
+    max_batch: usize,
+    drain: &Drain,
+    ending: Ending<'_>,
+) {
     let mut active: VecDeque<Job> = VecDeque::new();
+    let _ending = ending;
     loop {
         if active.is_empty() {
             match rx.blocking_recv() {
