@@ -123,6 +123,7 @@ impl Service {
         }
     }
 
+    /// The judge itself, for work that must not take the queue's slots (evaluation jobs).
     pub fn judge_handle(&self) -> &Arc<dyn Judge> {
         &self.judge
     }
