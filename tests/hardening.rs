@@ -183,34 +183,6 @@ fn every_answer_has_the_json_error_body_and_an_oversized_length_is_refused_up_fr
     assert_eq!(st, 200);
 }
 
-#[test]
-fn one_authorization_header_with_any_case_of_bearer() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), &[]);
-    let send = |auth: &[String]| {
-        let mut c = connect(&s);
-        let mut head = String::from("GET /openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
-        for a in auth {
-            head.push_str(&format!("Authorization: {a}\r\n"));
-        }
-        c.write_all(format!("{head}\r\n").as_bytes()).unwrap();
-        read_response(&mut c, Duration::from_secs(10)).expect("no answer")
-    };
-    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
-        let (st, _, _) = send(&[format!("{scheme} {PLATFORM}")]);
-        assert_eq!(st, 200, "{scheme}");
-    }
-    // Two headers, whichever comes first, are refused: not the first one winning.
-    for pair in
-        [[format!("Bearer {PLATFORM}"), "Bearer wrong".into()], ["Bearer wrong".into(), format!("Bearer {PLATFORM}")]]
-    {
-        let (st, _, body) = send(&pair);
-        assert_eq!((st, json_code(&body).as_str()), (400, "invalid_request"), "{pair:?}");
-    }
-    let (st, _, body) = send(&[format!("Bearer {PLATFORM}"), format!("Bearer {PLATFORM}")]);
-    assert_eq!((st, json_code(&body).as_str()), (400, "invalid_request"));
-}
-
 /// Files under `dir` (recursively) whose bytes contain `needle`.
 fn files_holding(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();

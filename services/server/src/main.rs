@@ -2,8 +2,6 @@
 //! argument parsing and wiring; the work lives in the library crates.
 
 mod cli;
-mod filing;
-mod http;
 
 use clap::Parser;
 

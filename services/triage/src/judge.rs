@@ -132,6 +132,32 @@ impl Triage {
     }
 }
 
+/// What turns validated texts into judgements: the trained model, or, in
+/// tests of what sits around it (queue, routes, store), a stand-in that
+/// answers at once. Texts reach it already validated (`validate`).
+pub trait Judge: Send + Sync + 'static {
+    /// Judges texts in one pass, answering in their order.
+    fn judge_batch(&self, texts: &[&str]) -> Result<Vec<Judgement>, TriageError>;
+    /// What judging `text` costs, in encoder tokens; inference time grows with it.
+    fn cost(&self, text: &str) -> usize;
+    /// Reported with every answer and by readiness.
+    fn model_version(&self) -> &str;
+}
+
+impl Judge for Triage {
+    fn judge_batch(&self, texts: &[&str]) -> Result<Vec<Judgement>, TriageError> {
+        Triage::judge_batch(self, texts)
+    }
+
+    fn cost(&self, text: &str) -> usize {
+        Triage::cost(self, text)
+    }
+
+    fn model_version(&self) -> &str {
+        &self.model.version
+    }
+}
+
 /// A char that carries no text: whitespace, controls, and the invisible
 /// format characters (zero-width space and joiners, BOM, bidi marks).
 fn is_blank(c: char) -> bool {

@@ -12,7 +12,7 @@ pub mod model;
 pub mod policy;
 
 pub use cues::{CueKind, CueLexicon, CueReport, Evidence, Suppression};
-pub use judge::{Judgement, LabelScore, Triage, TriageError, MAX_CHARS};
+pub use judge::{Judge, Judgement, LabelScore, Triage, TriageError, MAX_CHARS};
 pub use label::{Label, RiskLevel};
 pub use model::{ModelError, RiskModel, BUILTIN_DELTA};
 pub use policy::{Policy, PolicyError};

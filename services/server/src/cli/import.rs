@@ -11,13 +11,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::BufRead;
 use std::path::PathBuf;
 
-use crate::filing::{self, Filing, ModelView, Origin};
 use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 use triage_proto::time::Timestamp;
 use triage_proto::{Label, RiskLevel};
 use triage_risk::TriageError;
+use triage_server::filing::{self, Filing, ModelView, Origin};
 
 use super::risk::{load_triage, progress, RiskModelArgs};
 use super::store::StoreArgs;

@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 
-use crate::http::{new_key, Role};
+use triage_server::http::{new_key, Role};
 
 #[derive(Subcommand, Debug)]
 pub enum KeysCommand {

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,7 +12,7 @@ use triage_risk::Policy;
 use super::risk::{load_triage, RiskModelArgs};
 use super::store::{write_private, StoreArgs};
 use super::ModelArgs;
-use crate::http::{self, AppState, ConnLimits, Evals, InferenceQueue, Keys, Role};
+use triage_server::http::{self, AppState, ConnLimits, Evals, Keys, Limits, Role, Service, ServiceConfig};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -137,24 +137,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
         let salt = args.store.salt()?;
-        let queue = InferenceQueue::start(triage.clone(), args.queue_size, args.max_batch);
-        let evals = Evals::start(args.store.data_dir.join("evals"), triage.clone(), queue.clone())?;
-        let state = Arc::new(AppState {
-            triage: triage.clone(),
-            queue,
-            store: store.clone(),
-            policy: RwLock::new(Arc::new(policy)),
+        let judge: Arc<dyn triage_risk::Judge> = triage.clone();
+        let config = ServiceConfig {
+            policy,
             policy_path,
-            keys,
             salt,
             store_text: args.store.store_text,
+            queue_size: args.queue_size,
+            max_batch: args.max_batch,
+        };
+        let service = Service::start(judge, store.clone(), config);
+        let evals = Evals::start(args.store.data_dir.join("evals"), &service)?;
+        let limits = Limits {
             max_body_bytes: args.max_body_bytes,
             max_request_tokens: args.max_request_tokens,
             body_timeout: args.body_timeout,
             request_timeout: args.request_timeout,
-            metrics,
-            evals,
-        });
+        };
+        let state = Arc::new(AppState::new(service, keys, limits, metrics, evals));
         let listener =
             tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
         tracing::info!(
@@ -163,12 +163,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             model_version = %triage.model().version,
             "serving"
         );
-        let limits = ConnLimits {
+        let conn = ConnLimits {
             header_timeout: args.header_timeout,
             max_connections: args.max_connections as usize,
             half_close: args.half_close,
         };
-        http::serve(listener, state, limits).await
+        Ok(http::serve(listener, state, conn).await?)
     })?;
     // The last store handle is dropped here: the embedded shard flushes and releases its lock.
     Ok(())

@@ -9,9 +9,8 @@
 //! ```
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use axum::http::{header, HeaderMap};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -82,6 +81,32 @@ struct KeysFile {
     key: Vec<KeyEntry>,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    #[error("reading the keys file {}", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("in the keys file {}", .path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: Box<KeysError>,
+    },
+    #[error(transparent)]
+    Toml(#[from] toml::de::Error),
+    #[error("key {0:?}: sha256 must be 64 hex digits")]
+    BadHash(String),
+    #[error("key {0:?}: the same key appears twice")]
+    Duplicate(String),
+    #[error("no [[key]] entries: create one with `triage keys new --name NAME --role ROLE`")]
+    Empty,
+    #[error("no randomness from the OS: {0}")]
+    Randomness(getrandom::Error),
+}
+
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub name: String,
@@ -98,34 +123,39 @@ pub fn key_hash(key: &str) -> [u8; 32] {
 }
 
 impl Keys {
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
+    pub fn load(path: &Path) -> Result<Self, KeysError> {
         let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading the keys file {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("in the keys file {}", path.display()))
+            std::fs::read_to_string(path).map_err(|source| KeysError::Read { path: path.to_path_buf(), source })?;
+        Self::parse(&text).map_err(|e| KeysError::File { path: path.to_path_buf(), source: Box::new(e) })
     }
 
-    pub fn parse(text: &str) -> anyhow::Result<Self> {
+    pub fn parse(text: &str) -> Result<Self, KeysError> {
         let file: KeysFile = toml::from_str(text)?;
         let mut by_hash = HashMap::new();
         for k in file.key {
             let raw = hex::decode(k.sha256.trim()).ok().filter(|b| b.len() == 32);
             let Some(raw) = raw else {
-                anyhow::bail!("key {:?}: sha256 must be 64 hex digits", k.name);
+                return Err(KeysError::BadHash(k.name));
             };
             let mut h = [0u8; 32];
             h.copy_from_slice(&raw);
             if by_hash.insert(h, Caller { name: k.name.clone(), role: k.role }).is_some() {
-                anyhow::bail!("key {:?}: the same key appears twice", k.name);
+                return Err(KeysError::Duplicate(k.name));
             }
         }
         if by_hash.is_empty() {
-            anyhow::bail!("no [[key]] entries: create one with `triage keys new --name NAME --role ROLE`");
+            return Err(KeysError::Empty);
         }
         Ok(Self { by_hash })
     }
 
     pub fn len(&self) -> usize {
         self.by_hash.len()
+    }
+
+    /// Never true of keys that `parse` or `load` gave: they refuse a file with none.
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
     }
 
     /// 401 without a known key, 403 when its role lacks the permission, 400
@@ -163,9 +193,9 @@ fn bearer(value: &str) -> Option<&str> {
 }
 
 /// A new random key (32 bytes, URL-safe text) and its keys-file table.
-pub fn new_key(name: &str, role: Role) -> anyhow::Result<(String, String)> {
+pub fn new_key(name: &str, role: Role) -> Result<(String, String), KeysError> {
     let mut raw = [0u8; 32];
-    getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
+    getrandom::fill(&mut raw).map_err(KeysError::Randomness)?;
     let key = format!("trk_{}", hex::encode(raw));
     let table = format!(
         "[[key]]\nname = {}\nrole = \"{}\"\nsha256 = \"{}\"\n",

@@ -24,7 +24,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        read_json(req, state.max_body_bytes, state.body_timeout).await.map(JsonBody)
+        read_json(req, state.limits.max_body_bytes, state.limits.body_timeout).await.map(JsonBody)
     }
 }
 

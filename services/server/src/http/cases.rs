@@ -16,7 +16,7 @@ use triage_proto::{
 
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
-use super::pipeline::{check_case_id, check_text, parse_labels, parse_level, parse_time};
+use super::service::{check_case_id, check_text, parse_labels, parse_level, parse_time};
 use super::AppState;
 
 const DEFAULT_TOP_K: usize = 10;
@@ -63,12 +63,12 @@ pub async fn put_case(
     check_text(&req.text, None)?;
     let labels = req.labels.as_deref().map(parse_labels).transpose()?;
     let level = req.level.as_deref().map(parse_level).transpose()?;
-    let ctx = state.context(req.context.as_ref(), None)?;
-    let j = state.judge(vec![req.text.clone()]).await?.remove(0);
-    let a = state.assess(&j, Some(&req.case_id), &ctx).await?;
+    let ctx = state.service.context(req.context.as_ref(), None)?;
+    let j = state.service.judge(vec![req.text.clone()]).await?.remove(0);
+    let a = state.service.assess(&j, Some(&req.case_id), &ctx).await?;
     let filing = a.filing(labels, level);
-    let rec = state.record(&req.case_id, &req.text, &j, filing, &ctx);
-    state.store.upsert(vec![rec.clone()]).await?;
+    let rec = state.service.record(&req.case_id, &req.text, &j, filing, &ctx);
+    state.service.store().upsert(vec![rec.clone()]).await?;
     Ok(Json(wire(CaseRecord { vector: Vec::new(), ..rec })))
 }
 
@@ -79,7 +79,7 @@ pub async fn get_case(
     case_id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<Case>> {
     let case_id = path_id(case_id)?;
-    let c = state.store.get(&case_id, false).await?.ok_or_else(|| unknown(&case_id))?;
+    let c = state.service.store().get(&case_id, false).await?.ok_or_else(|| unknown(&case_id))?;
     Ok(Json(wire(c)))
 }
 
@@ -90,7 +90,7 @@ pub async fn delete_case(
     case_id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<DeleteResponse>> {
     let case_id = path_id(case_id)?;
-    if !state.store.delete(&case_id).await? {
+    if !state.service.store().delete(&case_id).await? {
         return Err(unknown(&case_id));
     }
     Ok(Json(DeleteResponse { case_id, deleted: true }))
@@ -115,7 +115,7 @@ pub async fn search(
         min_level: f.min_level.as_deref().map(parse_level).transpose()?,
         received_from: parse_time("filters.received_from", &f.received_from, None)?,
         received_to: parse_time("filters.received_to", &f.received_to, None)?,
-        reporter_hash: f.reporter.as_deref().map(|r| state.hash_reporter(r)),
+        reporter_hash: f.reporter.as_deref().map(|r| state.service.hash_reporter(r)),
         exclude_case_id: None,
     };
     let ranking = match req.ranking.as_deref() {
@@ -133,12 +133,12 @@ pub async fn search(
         (Some(text), None) => {
             check_text(&text, None)?;
             let words = terms::query_terms(&text);
-            let j = state.judge(vec![text]).await?.remove(0);
+            let j = state.service.judge(vec![text]).await?.remove(0);
             let labels = j.flagged_labels();
             (j.embedding, words, SearchQuery { labels, level: j.level, district: None })
         }
         (None, Some(id)) => {
-            let c = state.store.get(&id, true).await?.ok_or_else(|| unknown(&id))?;
+            let c = state.service.store().get(&id, true).await?.ok_or_else(|| unknown(&id))?;
             filter.exclude_case_id = Some(id);
             // A case stored without its text is searched by its term dimensions, unnamed.
             let words = match c.text.as_deref() {
@@ -152,12 +152,12 @@ pub async fn search(
         _ => return Err(ApiError::new(ErrorCode::InvalidRequest, "send exactly one of text and case_id")),
     };
     let sparse = SparseVector::from_pairs(words.iter().map(|t| (t.id, t.weight)));
-    let hits = state.store.query(&CaseQuery::new(vector.clone(), sparse, ranking), &filter, top_k).await?;
+    let hits = state.service.store().query(&CaseQuery::new(vector.clone(), sparse, ranking), &filter, top_k).await?;
     let names: HashMap<u32, &str> =
         words.iter().filter(|t| !t.term.is_empty()).map(|t| (t.id, t.term.as_str())).collect();
     let shared_ids: BTreeSet<u32> =
         hits.iter().flat_map(|h| h.case.sparse.indices.iter().copied().filter(|i| names.contains_key(i))).collect();
-    let idf = triage_cases::idf(state.store.as_ref(), &vector, &shared_ids.into_iter().collect::<Vec<_>>()).await?;
+    let idf = triage_cases::idf(state.service.store(), &vector, &shared_ids.into_iter().collect::<Vec<_>>()).await?;
     let hits = hits
         .into_iter()
         .map(|h| {

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -21,11 +20,12 @@ use serde::{Deserialize, Serialize};
 use triage_eval::Scored;
 use triage_proto::time::Timestamp;
 use triage_proto::{ErrorBody, ErrorCode, EvalJob, EvalList, EvalStatus, EvalSummary};
+use triage_queue::InferenceQueue;
 use triage_risk::data::{parse_labelled, Example};
-use triage_risk::Triage;
+use triage_risk::{Judge, TriageError};
 
 use super::error::{ApiError, ApiResult};
-use super::queue::InferenceQueue;
+use super::service::Service;
 use super::AppState;
 
 /// Largest set accepted, in bytes (the dev set is 0.2 MB).
@@ -43,6 +43,34 @@ const YIELD: Duration = Duration::from_millis(5);
 const NICE: i32 = 19;
 const DEFAULT_NAME: &str = "upload.jsonl";
 const MAX_NAME: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalsError {
+    #[error("{what} {}", .path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("in {}", .path.display())]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("writing a report")]
+    Write(#[source] serde_json::Error),
+    #[error("starting the evaluation thread")]
+    Thread(#[source] std::io::Error),
+    #[error(transparent)]
+    Judge(#[from] TriageError),
+}
+
+fn io(what: &'static str, path: &FsPath) -> impl FnOnce(std::io::Error) -> EvalsError {
+    let path = path.to_path_buf();
+    move |source| EvalsError::Io { what, path, source }
+}
 
 /// What is kept on disk per job.
 #[derive(Serialize, Deserialize)]
@@ -72,12 +100,12 @@ impl Shared {
     }
 
     /// Writes a job's file whole (through a temporary file), so a crash never leaves half a report.
-    fn save(&self, summary: &EvalSummary, report: Option<serde_json::Value>) -> anyhow::Result<()> {
+    fn save(&self, summary: &EvalSummary, report: Option<serde_json::Value>) -> Result<(), EvalsError> {
         let path = self.path(&summary.id);
         let tmp = path.with_extension("json.tmp");
-        let text = serde_json::to_string(&Stored { summary: summary.clone(), report })?;
-        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("renaming {}", tmp.display()))?;
+        let text = serde_json::to_string(&Stored { summary: summary.clone(), report }).map_err(EvalsError::Write)?;
+        std::fs::write(&tmp, text).map_err(io("writing", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io("renaming", &tmp))?;
         Ok(())
     }
 
@@ -102,8 +130,9 @@ impl Evals {
     /// Loads earlier jobs from `dir` and starts the worker thread. A job that
     /// was waiting or running when the service stopped is marked failed: its
     /// set was held in memory only.
-    pub fn start(dir: PathBuf, triage: Arc<Triage>, live: InferenceQueue) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    pub fn start(dir: PathBuf, service: &Service) -> Result<Self, EvalsError> {
+        let (judge, live) = (service.judge_handle().clone(), service.queue().clone());
+        std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
         let shared = Arc::new(Shared { dir: dir.clone(), jobs: Mutex::new(BTreeMap::new()) });
         let mut last = 0;
         for (mut summary, report) in load(&dir)? {
@@ -117,12 +146,12 @@ impl Evals {
             shared.jobs().insert(summary.id.clone(), summary);
         }
         let (tx, rx) = mpsc::channel::<Work>();
-        let model_version = triage.model().version.clone();
+        let model_version = judge.model_version().to_string();
         let worker = shared.clone();
         std::thread::Builder::new()
             .name("eval".into())
-            .spawn(move || run_worker(rx, worker, triage, live))
-            .context("starting the evaluation thread")?;
+            .spawn(move || run_worker(rx, worker, judge, live))
+            .map_err(EvalsError::Thread)?;
         Ok(Self { shared, tx, model_version, last_id: AtomicU64::new(last) })
     }
 
@@ -160,15 +189,14 @@ impl Evals {
     }
 }
 
-fn load(dir: &FsPath) -> anyhow::Result<Vec<(EvalSummary, Option<serde_json::Value>)>> {
+fn load(dir: &FsPath) -> Result<Vec<(EvalSummary, Option<serde_json::Value>)>, EvalsError> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let path = entry?.path();
+    for entry in std::fs::read_dir(dir).map_err(io("reading", dir))? {
+        let path = entry.map_err(io("reading", dir))?.path();
         if path.extension().and_then(|e| e.to_str()) != Some("json") {
             continue;
         }
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        let stored: Stored = serde_json::from_str(&text).with_context(|| format!("in {}", path.display()))?;
+        let stored = read_stored(&path)?;
         out.push((stored.summary, stored.report));
     }
     Ok(out)
@@ -186,7 +214,12 @@ fn lower_priority() {
     }
 }
 
-fn run_worker(rx: mpsc::Receiver<Work>, shared: Arc<Shared>, triage: Arc<Triage>, live: InferenceQueue) {
+fn read_stored(path: &FsPath) -> Result<Stored, EvalsError> {
+    let text = std::fs::read_to_string(path).map_err(io("reading", path))?;
+    serde_json::from_str(&text).map_err(|source| EvalsError::Json { path: path.to_path_buf(), source })
+}
+
+fn run_worker(rx: mpsc::Receiver<Work>, shared: Arc<Shared>, judge: Arc<dyn Judge>, live: InferenceQueue) {
     // The encoder and candle's kernels run on the current rayon pool: inside
     // this one-thread pool the whole job stays on one low-priority thread
     // instead of the global pool the live worker uses.
@@ -204,7 +237,7 @@ fn run_worker(rx: mpsc::Receiver<Work>, shared: Arc<Shared>, triage: Arc<Triage>
     };
     while let Ok(work) = rx.recv() {
         let id = work.id.clone();
-        let result = pool.install(|| run_job(&shared, &triage, &live, work));
+        let result = pool.install(|| run_job(&shared, judge.as_ref(), &live, work));
         if let Err(e) = result {
             tracing::error!(eval = %id, error = %e, "evaluation job failed");
             let failed = shared.update(&id, |s| {
@@ -221,7 +254,7 @@ fn run_worker(rx: mpsc::Receiver<Work>, shared: Arc<Shared>, triage: Arc<Triage>
     }
 }
 
-fn run_job(shared: &Shared, triage: &Triage, live: &InferenceQueue, work: Work) -> anyhow::Result<()> {
+fn run_job(shared: &Shared, judge: &dyn Judge, live: &InferenceQueue, work: Work) -> Result<(), EvalsError> {
     let started = Instant::now();
     let Some(summary) = shared.update(&work.id, |s| s.status = EvalStatus::Running) else { return Ok(()) };
     tracing::info!(eval = %work.id, texts = work.examples.len(), "evaluation job started");
@@ -231,13 +264,13 @@ fn run_job(shared: &Shared, triage: &Triage, live: &InferenceQueue, work: Work) 
             std::thread::sleep(YIELD);
         }
         let texts: Vec<&str> = chunk.iter().map(|e| e.text.as_str()).collect();
-        judged.extend(triage.judge_batch(&texts)?);
+        judged.extend(judge.judge_batch(&texts)?);
         shared.update(&work.id, |s| s.done = judged.len());
     }
     let scored: Vec<Scored> = work.examples.iter().zip(&judged).map(|(e, j)| Scored::new(e, j)).collect();
     let m = triage_eval::compute(&scored);
-    let report =
-        triage_eval::report::json(&m, &triage.model().version, &summary.name, started.elapsed().as_secs_f64())?;
+    let report = triage_eval::report::json(&m, judge.model_version(), &summary.name, started.elapsed().as_secs_f64())
+        .map_err(EvalsError::Write)?;
     let done = shared
         .update(&work.id, |s| {
             s.status = EvalStatus::Done;
@@ -370,13 +403,10 @@ pub async fn get(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> 
         .ok_or_else(|| ApiError::new(ErrorCode::UnknownEval, format!("no evaluation job with id {id:?}")))?;
     let report = if summary.status == EvalStatus::Done {
         let path = evals.shared.path(&id);
-        let stored = tokio::task::spawn_blocking(move || -> anyhow::Result<Stored> {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            Ok(serde_json::from_str(&text)?)
-        })
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+        let stored = tokio::task::spawn_blocking(move || read_stored(&path))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
         stored.report
     } else {
         None

@@ -8,14 +8,12 @@ mod console;
 mod error;
 mod evals;
 mod ops;
-mod pipeline;
 #[cfg(test)]
 mod props;
-mod queue;
+mod service;
 mod triage;
 
-use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -25,28 +23,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
-use triage_cases::CaseStore;
 use triage_proto::ErrorCode;
-use triage_risk::{Policy, Triage};
 
-pub use auth::{new_key, Keys, Permission, Role};
+pub use auth::{new_key, Keys, KeysError, Permission, Role};
 pub use conn::ConnLimits;
-pub use evals::Evals;
-pub use queue::InferenceQueue;
+pub use evals::{Evals, EvalsError};
+pub use service::{Service, ServiceConfig};
 
 use error::ApiError;
 
-pub struct AppState {
-    pub triage: Arc<Triage>,
-    pub queue: InferenceQueue,
-    pub store: Arc<dyn CaseStore>,
-    pub policy: RwLock<Arc<Policy>>,
-    pub policy_path: Option<PathBuf>,
-    pub keys: Keys,
-    /// Salt for reporter hashes.
-    pub salt: Vec<u8>,
-    /// Whether case texts are stored with the vectors.
-    pub store_text: bool,
+/// Request limits; see the `serve` flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Most encoder tokens one batch request may cost (a single text is bounded by its length).
@@ -55,40 +43,25 @@ pub struct AppState {
     pub body_timeout: Duration,
     /// From the end of the head to the answer, queue wait and inference included.
     pub request_timeout: Duration,
-    pub metrics: PrometheusHandle,
-    pub evals: Evals,
+}
+
+/// What the routes share: the service, and what HTTP adds to it (keys,
+/// limits, the metrics to render, the evaluation jobs).
+pub struct AppState {
+    service: Service,
+    keys: Keys,
+    limits: Limits,
+    metrics: PrometheusHandle,
+    evals: Evals,
 }
 
 impl AppState {
-    pub fn policy(&self) -> Arc<Policy> {
-        match self.policy.read() {
-            Ok(p) => p.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+    pub fn new(service: Service, keys: Keys, limits: Limits, metrics: PrometheusHandle, evals: Evals) -> Self {
+        Self { service, keys, limits, metrics, evals }
     }
 
-    /// Re-reads the policy file; a file that does not parse is refused and the running policy kept.
-    pub fn reload_policy(&self) {
-        let Some(path) = &self.policy_path else {
-            tracing::info!("SIGHUP: the policy is the built-in one; nothing to reload");
-            return;
-        };
-        let loaded = std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|t| Policy::from_toml(&t).map_err(|e| e.to_string()));
-        match loaded {
-            Ok(p) => {
-                let rules = p.rules.len();
-                match self.policy.write() {
-                    Ok(mut g) => *g = Arc::new(p),
-                    Err(poisoned) => *poisoned.into_inner() = Arc::new(p),
-                }
-                tracing::info!(path = %path.display(), rules, "escalation policy reloaded");
-            }
-            Err(e) => {
-                tracing::error!(path = %path.display(), error = %e, "escalation policy NOT reloaded; keeping the running one")
-            }
-        }
+    pub fn service(&self) -> &Service {
+        &self.service
     }
 }
 
@@ -165,7 +138,7 @@ async fn one_error_shape(req: Request, next: Next) -> Response {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    let request_timeout = state.request_timeout;
+    let request_timeout = state.limits.request_timeout;
     let with = |p: Permission| middleware::from_fn_with_state((state.clone(), p), guard);
     let api = Router::new()
         .route("/v1/triage", post(triage::triage_one).route_layer(with(Permission::Triage)))
@@ -205,14 +178,14 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Serves until SIGINT or SIGTERM, then stops accepting and finishes the
 /// requests in flight. SIGHUP reloads the escalation policy.
-pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>, limits: ConnLimits) -> anyhow::Result<()> {
+pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>, limits: ConnLimits) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         let s = state.clone();
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                s.reload_policy();
+                s.service.reload_policy();
             }
         });
     }

@@ -3,12 +3,14 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
-use triage_proto::{Health, Ready};
+use triage_proto::{ErrorBody, ErrorCode, Health, Ready};
+use triage_queue::Health as WorkerHealth;
 use utoipa::OpenApi;
 
+use super::error::{ApiError, ApiResult};
 use super::AppState;
 
 /// Alive (no key needed).
@@ -17,24 +19,31 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok".into() })
 }
 
-/// Ready: model loaded and case store answering (no key needed).
-#[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, body = Ready), (status = 503, body = Ready)))]
-pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let store_ok = state.store.count().await.is_ok();
-    let body = Ready {
-        ready: store_ok,
-        model_version: state.triage.model().version.clone(),
-        store: state.store.kind().to_string(),
-    };
-    let status = if store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(body))
+/// Ready: the inference worker running and the case store answering (no
+/// key needed). Not ready is 503 `not_ready`, saying which.
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, body = Ready), (status = 503, body = ErrorBody)))]
+pub async fn readyz(State(state): State<Arc<AppState>>) -> ApiResult<Json<Ready>> {
+    if let WorkerHealth::Stopped { reason } = state.service.worker_health() {
+        return Err(ApiError::new(ErrorCode::NotReady, format!("the inference worker has stopped: {reason}")));
+    }
+    if let Err(e) = state.service.store().count().await {
+        tracing::warn!(error = %e, "readiness: the case store is not answering");
+        return Err(ApiError::new(ErrorCode::NotReady, "the case store is not answering"));
+    }
+    Ok(Json(Ready {
+        ready: true,
+        model_version: state.service.model_version().to_string(),
+        store: state.service.store().kind().to_string(),
+    }))
 }
 
-/// Prometheus text format. The queue depth gauge is read here, at scrape
-/// time, rather than kept current on every request.
+/// Prometheus text format. The queue depth and worker gauges are read here,
+/// at scrape time, rather than kept current on every request.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain")), security(("bearer" = [])))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    metrics::gauge!("triage_queue_depth").set(state.queue.depth() as f64);
+    metrics::gauge!("triage_queue_depth").set(state.service.queue().depth() as f64);
+    let up = matches!(state.service.worker_health(), WorkerHealth::Running);
+    metrics::gauge!("triage_inference_worker_up").set(if up { 1.0 } else { 0.0 });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use super::pipeline::check_case_id;
+use super::service::check_case_id;
 
 fn id() -> impl Strategy<Value = String> {
     prop_oneof![

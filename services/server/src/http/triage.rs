@@ -8,7 +8,7 @@ use triage_proto::{BatchRequest, BatchResponse, ErrorBody, ErrorCode, TriageRequ
 
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
-use super::pipeline::{check_case_id, check_text, response, where_, Context};
+use super::service::{check_case_id, check_text, response, where_, Context};
 use super::AppState;
 
 /// Checks one item before any work is queued.
@@ -20,7 +20,7 @@ fn check(req: &TriageRequest, state: &AppState, index: Option<usize>) -> ApiResu
     if req.store && req.case_id.is_none() {
         return Err(ApiError::new(ErrorCode::MissingCaseId, format!("{}store: true needs a case_id", where_(index))));
     }
-    state.context(req.context.as_ref(), index)
+    state.service.context(req.context.as_ref(), index)
 }
 
 async fn finish(
@@ -29,11 +29,11 @@ async fn finish(
     ctx: Context,
     j: triage_risk::Judgement,
 ) -> ApiResult<TriageResponse> {
-    let a = state.assess(&j, req.case_id.as_deref(), &ctx).await?;
+    let a = state.service.assess(&j, req.case_id.as_deref(), &ctx).await?;
     let stored = match (&req.case_id, req.store) {
         (Some(id), true) => {
-            let rec = state.record(id, &req.text, &j, a.filing(None, None), &ctx);
-            state.store.upsert(vec![rec]).await?;
+            let rec = state.service.record(id, &req.text, &j, a.filing(None, None), &ctx);
+            state.service.store().upsert(vec![rec]).await?;
             true
         }
         _ => false,
@@ -50,7 +50,7 @@ pub async fn triage_one(
     JsonBody(req): JsonBody<TriageRequest>,
 ) -> ApiResult<Json<TriageResponse>> {
     let ctx = check(&req, &state, None)?;
-    let j = state.judge(vec![req.text.clone()]).await?.remove(0);
+    let j = state.service.judge(vec![req.text.clone()]).await?.remove(0);
     Ok(Json(finish(&state, req, ctx, j).await?))
 }
 
@@ -73,17 +73,17 @@ pub async fn triage_batch(
     }
     let ctxs = req.items.iter().enumerate().map(|(i, r)| check(r, &state, Some(i))).collect::<ApiResult<Vec<_>>>()?;
     let texts: Vec<String> = req.items.iter().map(|r| r.text.clone()).collect();
-    let cost = state.queue.cost(&texts);
-    if texts.len() > 1 && cost > state.max_request_tokens {
+    let cost = state.service.cost(&texts);
+    if texts.len() > 1 && cost > state.limits.max_request_tokens {
         return Err(ApiError::new(
             ErrorCode::BatchTooLarge,
             format!(
                 "the items cost {cost} encoder tokens; the limit is {}: send fewer or shorter texts",
-                state.max_request_tokens
+                state.limits.max_request_tokens
             ),
         ));
     }
-    let judgements = state.judge(texts).await?;
+    let judgements = state.service.judge(texts).await?;
     let mut items = Vec::with_capacity(judgements.len());
     // In order, each stored before the next is assessed: a repeat petition
     // inside one batch is seen as one.

@@ -1,16 +1,21 @@
-//! From a request to an answer: check the text and context, judge the text
-//! on the queue, look up past cases, escalate by policy, store if asked.
-//! Shared by `/v1/triage`, `/v1/triage/batch` and `/v1/cases`.
+//! The service the routes call, and what they share: from a request to an
+//! answer, check the text and context, judge the text on the queue, look up
+//! past cases, escalate by policy, store if asked. Used by `/v1/triage`,
+//! `/v1/triage/batch`, `/v1/cases` and search. It knows the wire contract's
+//! error codes but nothing of HTTP, and holds the judge only as a
+//! `triage_risk::Judge`, so that the routes can be driven on a stand-in.
 
-use triage_cases::{CaseFilter, CaseRecord, Hit};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use triage_cases::{CaseFilter, CaseRecord, CaseStore, Hit};
 use triage_proto::time::Timestamp;
 use triage_proto::{CaseContext, ErrorCode, Escalation, Label, RiskLevel, SimilarCase, TriageResponse};
+use triage_queue::{Health, InferenceQueue, QueueError};
 use triage_risk::policy::{Facts, PastCase, Workflow};
-use triage_risk::{Judgement, TriageError};
+use triage_risk::{Judge, Judgement, Policy, TriageError};
 
 use super::error::{ApiError, ApiResult};
-use super::queue::QueueError;
-use super::AppState;
 use crate::filing::{Filing, ModelView, Origin};
 
 /// Longest case id accepted.
@@ -77,7 +82,105 @@ pub fn parse_level(s: &str) -> ApiResult<RiskLevel> {
     s.parse().map_err(|e: triage_proto::UnknownName| ApiError::new(ErrorCode::UnknownLevel, e.to_string()))
 }
 
-impl AppState {
+/// How the service is set up; see the `serve` flags.
+pub struct ServiceConfig {
+    pub policy: Policy,
+    /// Where SIGHUP re-reads the policy from; none for the built-in policy.
+    pub policy_path: Option<PathBuf>,
+    /// Salt for reporter hashes.
+    pub salt: Vec<u8>,
+    /// Whether case texts are stored with the vectors.
+    pub store_text: bool,
+    /// Most texts waiting for or in inference.
+    pub queue_size: usize,
+    /// Most texts in one judge call.
+    pub max_batch: usize,
+}
+
+/// The judge behind its queue, the case store, and the escalation policy.
+pub struct Service {
+    judge: Arc<dyn Judge>,
+    queue: InferenceQueue,
+    store: Arc<dyn CaseStore>,
+    policy: RwLock<Arc<Policy>>,
+    policy_path: Option<PathBuf>,
+    salt: Vec<u8>,
+    store_text: bool,
+}
+
+impl Service {
+    /// Starts the inference worker over `judge`.
+    pub fn start(judge: Arc<dyn Judge>, store: Arc<dyn CaseStore>, config: ServiceConfig) -> Self {
+        let queue = InferenceQueue::start(judge.clone(), config.queue_size, config.max_batch);
+        Self {
+            judge,
+            queue,
+            store,
+            policy: RwLock::new(Arc::new(config.policy)),
+            policy_path: config.policy_path,
+            salt: config.salt,
+            store_text: config.store_text,
+        }
+    }
+
+    /// The judge itself, for work that must not take the queue's slots (evaluation jobs).
+    pub fn judge_handle(&self) -> &Arc<dyn Judge> {
+        &self.judge
+    }
+
+    pub fn queue(&self) -> &InferenceQueue {
+        &self.queue
+    }
+
+    pub fn store(&self) -> &dyn CaseStore {
+        self.store.as_ref()
+    }
+
+    pub fn model_version(&self) -> &str {
+        self.judge.model_version()
+    }
+
+    /// Whether the inference worker is there to judge.
+    pub fn worker_health(&self) -> Health {
+        self.queue.health()
+    }
+
+    /// What judging these texts costs, in encoder tokens.
+    pub fn cost<S: AsRef<str>>(&self, texts: &[S]) -> usize {
+        self.queue.cost(texts)
+    }
+
+    pub fn policy(&self) -> Arc<Policy> {
+        match self.policy.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Re-reads the policy file; a file that does not parse is refused and the running policy kept.
+    pub fn reload_policy(&self) {
+        let Some(path) = &self.policy_path else {
+            tracing::info!("SIGHUP: the policy is the built-in one; nothing to reload");
+            return;
+        };
+        let loaded = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| Policy::from_toml(&t).map_err(|e| e.to_string()));
+        match loaded {
+            Ok(p) => {
+                let rules = p.rules.len();
+                match self.policy.write() {
+                    Ok(mut g) => *g = Arc::new(p),
+                    Err(poisoned) => *poisoned.into_inner() = Arc::new(p),
+                }
+                tracing::info!(path = %path.display(), rules, "escalation policy reloaded");
+            }
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "escalation policy NOT reloaded; keeping the running one")
+            }
+        }
+    }
+
     /// Salted SHA-256 of a reporter id: equal ids match, the id itself is never kept.
     pub fn hash_reporter(&self, reporter: &str) -> String {
         triage_cases::reporter_hash(&self.salt, reporter)

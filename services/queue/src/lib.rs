@@ -1,37 +1,49 @@
-//! The bounded inference queue. Requests put their texts on it and wait; one
-//! worker thread judges them and answers each request. The queue holds at
-//! most `capacity` texts: a request that would overflow it is refused at once
-//! (503 with a `Retry-After` from the measured drain rate) instead of piling
-//! up latency and memory.
+//! The bounded inference queue between the requests and a [`Judge`], on the
+//! lines of text-embeddings-inference's `core` (`queue.rs`, `infer.rs`). A
+//! crate of its own so that what holds it (the HTTP routes) can run on a
+//! stand-in judge in tests, and so that it needs no web framework: it knows
+//! texts, their cost, and one worker thread.
+//!
+//! Requests put their texts on the queue and wait; the worker judges them
+//! and answers each request. The queue holds at most `capacity` texts: a
+//! request that would overflow it is refused at once ([`QueueError::Full`],
+//! with a retry delay from the measured drain rate) instead of piling up
+//! latency and memory.
 //!
 //! The worker takes texts round robin over the requests waiting, one text of
-//! each in turn (up to `max_batch` per encoder pass), so a 64-item batch
+//! each in turn (up to `max_batch` per judge call), so a 64-item batch
 //! delays a single text by at most one of its texts, not all of them. A
 //! request whose caller has gone (its future dropped: the client closed the
 //! connection or the request timed out) is dropped before its next text is
 //! judged, with the rest of its texts.
+//!
+//! A judge that panics ends the worker: every request waiting and every later
+//! one gets [`QueueError::Stopped`], and [`InferenceQueue::health`] says so,
+//! for readiness to report. The worker is not restarted: a model that panicked
+//! once is not trusted with the next text, and the process is better replaced.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireError};
-use triage_risk::{Judgement, Triage, TriageError};
+pub use triage_risk::Judge;
+use triage_risk::{Judgement, TriageError};
 
 /// Seconds per encoder token assumed until the first measurement: a
 /// 5,000-character text (about 5,000 tokens) took 8.3 s on two cores.
 const SEED_SECS_PER_TOKEN: f64 = 0.002;
 /// Weight of the newest measurement in the running drain rate.
 const RATE_WEIGHT: f64 = 0.2;
-/// Longest `Retry-After` given, in seconds.
-const MAX_RETRY_AFTER: u64 = 300;
+/// Longest retry delay given, in seconds.
+pub const MAX_RETRY_AFTER: u64 = 300;
 
 struct Part {
     /// Position in the request.
     index: usize,
     text: String,
-    /// Encoder tokens (`Triage::cost`).
+    /// Encoder tokens (`Judge::cost`).
     cost: usize,
 }
 
@@ -39,18 +51,28 @@ struct Job {
     id: u64,
     pending: VecDeque<Part>,
     done: Vec<Option<Judgement>>,
-    reply: oneshot::Sender<Result<Vec<Judgement>, TriageError>>,
+    // Before `reply`, so that a job dropped unanswered frees its slots before
+    // its caller hears `Stopped`: fields drop in the order they are declared.
     _permit: OwnedSemaphorePermit,
+    reply: oneshot::Sender<Result<Vec<Judgement>, TriageError>>,
 }
 
 impl Job {
     fn pending_cost(&self) -> usize {
         self.pending.iter().map(|p| p.cost).sum()
     }
+
+    /// Frees the job's slots, then answers: a caller that has its answer no
+    /// longer counts in the depth.
+    fn answer(self, result: Result<Vec<Judgement>, TriageError>) {
+        let Job { reply, _permit: permit, .. } = self;
+        drop(permit);
+        let _ = reply.send(result);
+    }
 }
 
 /// The drain rate, shared by the worker (which measures it) and the requests
-/// (which turn it into `Retry-After`).
+/// (which turn it into a retry delay).
 #[derive(Default)]
 struct Drain {
     /// Tokens waiting or being judged.
@@ -90,14 +112,83 @@ impl Drain {
     }
 }
 
-#[derive(Clone)]
-pub struct InferenceQueue {
-    triage: Arc<Triage>,
+/// Whether the worker thread is there to judge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Judging, or waiting for texts.
+    Running,
+    /// The worker has ended and will not come back; requests get `Stopped`.
+    Stopped {
+        /// Why, for the log and for readiness; never a text.
+        reason: String,
+    },
+}
+
+/// What the worker reports to the queue handles.
+struct Worker {
+    stopped: Mutex<Option<String>>,
+}
+
+impl Worker {
+    fn stop(&self, reason: &str) {
+        let mut s = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
+        s.get_or_insert_with(|| reason.to_string());
+    }
+
+    fn health(&self) -> Health {
+        match self.stopped.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            None => Health::Running,
+            Some(reason) => Health::Stopped { reason: reason.clone() },
+        }
+    }
+}
+
+/// Marks the worker stopped when `work` ends, returning or unwinding. Made
+/// after the jobs, so dropped before them: a caller told `Stopped` finds
+/// the health saying so too.
+struct Ending<'a> {
+    worker: &'a Worker,
+    slots: &'a Semaphore,
+}
+
+impl Drop for Ending<'_> {
+    fn drop(&mut self) {
+        // No new request may take a slot of a queue nobody drains.
+        self.slots.close();
+        if std::thread::panicking() {
+            // The panic's own message goes to stderr through the panic hook.
+            tracing::error!("the judge panicked; the inference worker has stopped");
+            metrics::counter!("triage_inference_worker_panics_total").increment(1);
+            self.worker.stop("the judge panicked");
+        } else {
+            self.worker.stop("the queue was shut down");
+        }
+    }
+}
+
+/// A handle on the queue; clones share it. The worker ends when the last handle is dropped.
+pub struct InferenceQueue<J: Judge + ?Sized = dyn Judge> {
+    judge: Arc<J>,
     tx: mpsc::UnboundedSender<Job>,
     slots: Arc<Semaphore>,
     capacity: usize,
     drain: Arc<Drain>,
     next_id: Arc<AtomicU64>,
+    worker: Arc<Worker>,
+}
+
+impl<J: Judge + ?Sized> Clone for InferenceQueue<J> {
+    fn clone(&self) -> Self {
+        Self {
+            judge: self.judge.clone(),
+            tx: self.tx.clone(),
+            slots: self.slots.clone(),
+            capacity: self.capacity,
+            drain: self.drain.clone(),
+            next_id: self.next_id.clone(),
+            worker: self.worker.clone(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,27 +204,40 @@ pub enum QueueError {
     Triage(#[from] TriageError),
 }
 
-impl InferenceQueue {
-    /// Starts the worker thread; it ends when the last queue handle is dropped.
-    pub fn start(triage: Arc<Triage>, capacity: usize, max_batch: usize) -> Self {
+impl<J: Judge + ?Sized> InferenceQueue<J> {
+    /// Starts the worker thread: at most `capacity` texts waiting or being
+    /// judged, at most `max_batch` (at least 1) in one judge call.
+    pub fn start(judge: Arc<J>, capacity: usize, max_batch: usize) -> Self {
         let (tx, rx) = mpsc::unbounded_channel::<Job>();
         let drain = Arc::new(Drain::default());
-        let (t, d) = (triage.clone(), drain.clone());
-        let spawned = std::thread::Builder::new().name("inference".into()).spawn(move || work(rx, &t, max_batch, &d));
+        let worker = Arc::new(Worker { stopped: Mutex::new(None) });
+        let slots = Arc::new(Semaphore::new(capacity));
+        let (j, d, w, s) = (judge.clone(), drain.clone(), worker.clone(), slots.clone());
+        let spawned = std::thread::Builder::new()
+            .name("inference".into())
+            .spawn(move || work(rx, &*j, max_batch.max(1), &d, Ending { worker: &w, slots: &s }));
         if let Err(e) = spawned {
             tracing::error!(error = %e, "could not start the inference thread");
+            slots.close();
+            worker.stop("the inference thread could not start");
         }
-        Self { triage, tx, slots: Arc::new(Semaphore::new(capacity)), capacity, drain, next_id: Arc::default() }
+        Self { judge, tx, slots, capacity, drain, next_id: Arc::default(), worker }
+    }
+
+    /// Whether the worker is running.
+    pub fn health(&self) -> Health {
+        self.worker.health()
     }
 
     /// Texts waiting or being judged.
     pub fn depth(&self) -> usize {
-        self.capacity - self.slots.available_permits()
+        // A closed semaphore (a stopped worker) still counts its permits.
+        self.capacity.saturating_sub(self.slots.available_permits())
     }
 
     /// What judging these texts costs, in encoder tokens.
     pub fn cost<S: AsRef<str>>(&self, texts: &[S]) -> usize {
-        texts.iter().map(|t| self.triage.cost(t.as_ref())).sum()
+        texts.iter().map(|t| self.judge.cost(t.as_ref())).sum()
     }
 
     /// Judges texts (already validated), in order. Dropping the returned
@@ -143,10 +247,10 @@ impl InferenceQueue {
         let pending: VecDeque<Part> = texts
             .into_iter()
             .enumerate()
-            .map(|(index, text)| Part { index, cost: self.triage.cost(&text), text })
+            .map(|(index, text)| Part { index, cost: self.judge.cost(&text), text })
             .collect();
         // Counted in the drain time before they count in the depth, so that no
-        // request sees them in the queue but not in its Retry-After.
+        // request sees them in the queue but not in its retry delay.
         let cost: usize = pending.iter().map(|p| p.cost).sum();
         self.drain.queued_tokens.fetch_add(cost, Ordering::Relaxed);
         let permit = match self.slots.clone().try_acquire_many_owned(n) {
@@ -178,9 +282,17 @@ impl InferenceQueue {
     }
 }
 
-/// The worker: round robin over the requests waiting, until every queue handle is gone.
-fn work(mut rx: mpsc::UnboundedReceiver<Job>, triage: &Triage, max_batch: usize, drain: &Drain) {
+/// The worker: round robin over the requests waiting, until every queue
+/// handle is gone or the judge panics.
+fn work<J: Judge + ?Sized>(
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    judge: &J,
+    max_batch: usize,
+    drain: &Drain,
+    ending: Ending<'_>,
+) {
     let mut active: VecDeque<Job> = VecDeque::new();
+    let _ending = ending;
     loop {
         if active.is_empty() {
             match rx.blocking_recv() {
@@ -215,7 +327,14 @@ fn work(mut rx: mpsc::UnboundedReceiver<Job>, triage: &Triage, max_batch: usize,
         let cost: usize = picked.iter().map(|(_, p)| p.cost).sum();
         metrics::histogram!("triage_inference_batch_texts").record(texts.len() as f64);
         let started = Instant::now();
-        let result = triage.judge_batch(&texts);
+        let result = judge.judge_batch(&texts).and_then(|js| {
+            // A judge that answers short would leave a request waiting for ever.
+            if js.len() == texts.len() {
+                Ok(js)
+            } else {
+                Err(TriageError::Model(format!("{} judgements for {} texts", js.len(), texts.len())))
+            }
+        });
         let secs = started.elapsed().as_secs_f64();
         metrics::histogram!("triage_inference_seconds").record(secs);
         drain.measured(cost, secs);
@@ -235,7 +354,7 @@ fn work(mut rx: mpsc::UnboundedReceiver<Job>, triage: &Triage, max_batch: usize,
                     if let Some(pos) = active.iter().position(|job| job.id == id) {
                         if let Some(job) = active.remove(pos) {
                             drain.done(job.pending_cost());
-                            let _ = job.reply.send(Err(TriageError::Model(msg.clone())));
+                            job.answer(Err(TriageError::Model(msg.clone())));
                         }
                     }
                 }
@@ -244,8 +363,9 @@ fn work(mut rx: mpsc::UnboundedReceiver<Job>, triage: &Triage, max_batch: usize,
         let mut i = 0;
         while i < active.len() {
             if active[i].pending.is_empty() && active[i].done.iter().all(Option::is_some) {
-                if let Some(job) = active.remove(i) {
-                    let _ = job.reply.send(Ok(job.done.into_iter().flatten().collect()));
+                if let Some(mut job) = active.remove(i) {
+                    let done = std::mem::take(&mut job.done).into_iter().flatten().collect();
+                    job.answer(Ok(done));
                 }
             } else {
                 i += 1;
@@ -253,3 +373,6 @@ fn work(mut rx: mpsc::UnboundedReceiver<Job>, triage: &Triage, max_batch: usize,
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
