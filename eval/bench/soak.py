@@ -9,7 +9,7 @@ seconds (jittered), restarting it on the same data directory at once.
 The load: the real board messages (../shared/data/real/gov_messages.jsonl, or
 short texts from dev.jsonl with --texts dev), 50 % `POST /v1/cases` (writes;
 each client has its own case ids and overwrites one of its earlier cases one
-time in four), 25 % `POST /v1/triage`, 25 % `POST /v1/cases/search`.
+time in four, or always once --cases are stored), 25 % `POST /v1/triage`, 25 % `POST /v1/cases/search`.
 
 What it checks and reports (JSON on stdout, progress on stderr):
 - every request was answered with a code, or cut by a kill (connection
@@ -42,6 +42,9 @@ ap.add_argument("--bin", default="target/release/triage")
 ap.add_argument("--minutes", type=float, default=30)
 ap.add_argument("--kill-every", type=float, default=180, help="seconds between kills (±25 %% jitter)")
 ap.add_argument("--clients", type=int, default=4)
+ap.add_argument("--cases", type=int, default=0,
+                help="at most this many distinct cases (0: no bound); past it every write replaces one, "
+                     "so the store stops growing and RSS can be read without its growth")
 ap.add_argument("--texts", choices=["gov", "dev"], default="gov")
 ap.add_argument("--data", default=os.environ.get("TRIAGE_DATA", "../shared/data"))
 ap.add_argument("--port", type=int, default=18091)
@@ -141,7 +144,8 @@ def client(ci, deadline):
         roll = r.random()
         text = r.choice(texts)
         if roll < 0.5:
-            if mine and r.random() < 0.25:
+            full = a.cases and len(mine) >= a.cases // a.clients
+            if mine and (full or r.random() < 0.25):
                 cid = r.choice(mine)
             else:
                 cid = f"soak-{ci}-{len(mine)}"
@@ -247,6 +251,7 @@ for life in lives:
     life.pop("t0")
 report = {
     "minutes": a.minutes,
+    "cases_bound": a.cases or None,
     "clients": a.clients,
     "texts": a.texts,
     "requests": dict(sorted(counts.items())),
