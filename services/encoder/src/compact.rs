@@ -2,7 +2,7 @@
 //!
 //! Why: `tokenizers`' own `Unigram` model keeps XLM-R's 250,002 pieces in a
 //! byte trie with a hash map per node (about 780,000 nodes) plus a
-//! piece-to-id hash map: about 240 MB resident for as long as the tokenizer
+//! piece-to-id hash map: about 235 MB resident for as long as the tokenizer
 //! lives, more than the int8 encoder's weights. Here the pieces live in a
 //! finite-state transducer (`fst`, piece bytes to id) and flat arrays, an
 //! 8.5 MB file read whole, and [`CompactUnigram`] runs the same Viterbi search as
