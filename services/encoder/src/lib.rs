@@ -12,6 +12,7 @@
 
 pub mod bert;
 pub mod blob;
+pub mod compact;
 pub mod delta;
 pub mod int8;
 mod int8_bert;
@@ -34,6 +35,8 @@ const INT8_BATCH_TOKENS: usize = 512;
 /// File names inside a model directory (written by `triage model fetch`).
 pub const MODEL_FILE: &str = "e5-small-q4.bin";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
+/// Derived from `tokenizer.json` at fetch or first load (see [`compact`]).
+pub use compact::COMPACT_TOKENIZER_FILE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EncoderError {
@@ -47,6 +50,12 @@ pub enum EncoderError {
     Config(String),
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    #[error("tokenizer {path}: {source}")]
+    CompactTokenizer {
+        path: String,
+        #[source]
+        source: compact::CompactError,
+    },
     #[error("text {index} is empty")]
     EmptyText { index: usize },
     #[error("inference failed: {0}")]
@@ -91,8 +100,9 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// Loads `e5-small-q4.bin` and `tokenizer.json` from `dir`: the registry's
-    /// weights as they are.
+    /// Loads `e5-small-q4.bin` and `tokenizer.json` from `dir` (the tokenizer
+    /// through `tokenizer.compact`, written there first if missing or stale):
+    /// the registry's weights as they are.
     pub fn load(dir: &Path, options: EncoderOptions) -> Result<Self, EncoderError> {
         Self::load_inner(dir, options, None)
     }

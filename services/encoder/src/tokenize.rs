@@ -1,10 +1,10 @@
-//! XLM-R SentencePiece tokenizer (HF `tokenizer.json`) with the e5 query prefix
-//! and explicit, reported truncation.
+//! XLM-R SentencePiece tokenizer (HF `tokenizer.json`, loaded through its
+//! compact form, see [`crate::compact`]) with the e5 query prefix and
+//! explicit, reported truncation.
 
 use std::path::Path;
 
-use tokenizers::Tokenizer;
-
+use crate::compact::{self, CompactTokenizer};
 use crate::EncoderError;
 
 /// e5 models were trained with a role prefix; symmetric tasks (classification,
@@ -21,15 +21,18 @@ pub struct Tokens {
 }
 
 pub struct TextTokenizer {
-    inner: Tokenizer,
+    inner: CompactTokenizer,
     max_len: usize,
     eos_id: u32,
 }
 
 impl TextTokenizer {
+    /// Loads the tokenizer of `path` (a `tokenizer.json`) from the compact
+    /// form beside it, building and saving that form first if needed.
     pub fn load(path: &Path, max_len: usize, eos_id: u32) -> Result<Self, EncoderError> {
-        let mut inner =
-            Tokenizer::from_file(path).map_err(|e| EncoderError::Tokenizer(format!("{}: {e}", path.display())))?;
+        let (mut inner, origin) = compact::load(path)
+            .map_err(|source| EncoderError::CompactTokenizer { path: path.display().to_string(), source })?;
+        tracing::debug!(?origin, "tokenizer loaded");
         // We truncate ourselves so that truncation is reported, and pad per batch.
         inner.with_truncation(None).map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
         inner.with_padding(None);

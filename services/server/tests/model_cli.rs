@@ -40,3 +40,55 @@ fn model_verify_fails_on_a_tampered_file() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("do not match"));
 }
+
+/// An offline host with the model files copied in by hand (no tokenizer.compact):
+/// `model fetch` verifies them without the network and writes the compact
+/// tokenizer; `embed` then works from it, and rebuilds it when it is damaged.
+#[test]
+fn offline_fetch_writes_the_compact_tokenizer_and_embed_rebuilds_a_damaged_one() {
+    let src = triage_fetch::model_dir_from_env();
+    assert!(src.join("tokenizer.json").is_file(), "model missing in {}: run `triage model fetch`", src.display());
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    for f in ["e5-small-q4.bin", "tokenizer.json"] {
+        // A hard link where the file system allows it: the blob is 72 MB.
+        if std::fs::hard_link(src.join(f), model.join(f)).is_err() {
+            std::fs::copy(src.join(f), model.join(f)).unwrap();
+        }
+    }
+    let triage = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_triage"))
+            .args(args)
+            .arg("--model-dir")
+            .arg(&model)
+            // Nothing listens on port 9: any download would fail.
+            .args(["--index-url", "http://127.0.0.1:9/simple"])
+            .env("XDG_CACHE_HOME", dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "triage {args:?}: {stdout}\n{stderr}");
+        stdout.into_owned()
+    };
+    let compact = model.join("tokenizer.compact");
+    let out = triage(&["model", "fetch"], "");
+    assert!(out.contains("built      tokenizer.compact"), "{out}");
+    let good = std::fs::read(&compact).unwrap();
+    assert!(triage(&["model", "fetch"], "").contains("verified   tokenizer.compact"));
+
+    let text = "老板拖欠我们三个月工资，二十多个工友准备一起去县政府上访。\n";
+    let want = triage(&["embed"], text);
+    let mut bad = good.clone();
+    let at = bad.len() / 2;
+    bad[at] ^= 0xff;
+    std::fs::write(&compact, &bad).unwrap();
+    assert_eq!(triage(&["embed"], text), want, "the same vector after the rebuild");
+    assert_eq!(std::fs::read(&compact).unwrap(), good);
+}

