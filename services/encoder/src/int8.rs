@@ -390,27 +390,7 @@ pub(crate) const AB: usize = 32;
 /// kt[d·lp + j]`, the keys transposed (`hd × lp`) with `lp` a multiple of [`AB`].
 pub(crate) fn attention_scores(kernel: Kernel, q: &[f32], kt: &[f32], hd: usize, lp: usize, scores: &mut [f32]) {
     assert!(q.len() == QB * hd && kt.len() == hd * lp && scores.len() == QB * lp && lp.is_multiple_of(AB));
-    #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::Avx512Vnni {
-        // SAFETY: that kernel is only chosen on a CPU with AVX-512F; the
-        // lengths were checked above.
-        return unsafe { x86::scores512(q, kt, hd, lp, scores) };
-    }
-    kernel.run(|| {
-        for j0 in (0..lp).step_by(AB) {
-            let mut acc = [[0f32; AB]; QB];
-            for d in 0..hd {
-                let k: &[f32; AB] = kt[d * lp + j0..][..AB].try_into().expect("AB keys");
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let qv = q[r * hd + d];
-                    acc.iter_mut().zip(k).for_each(|(a, k)| *a = qv.mul_add(*k, *a));
-                }
-            }
-            for (r, acc) in acc.iter().enumerate() {
-                scores[r * lp + j0..][..AB].copy_from_slice(acc);
-            }
-        }
-    })
+    rows_product(kernel, q, hd, kt, lp, hd, lp, scores);
 }
 
 /// Attention output for `QB` rows of probabilities: `out[r·hd + c] =
@@ -428,23 +408,34 @@ pub(crate) fn attention_values(
 ) {
     assert!(p.len() == QB * lp && len >= 1 && len <= lp && hd.is_multiple_of(AB) && out.len() == QB * hd);
     assert!(stride >= hd && v.len() >= (len - 1) * stride + hd);
+    rows_product(kernel, p, lp, v, stride, len, hd, out);
+}
+
+/// Both attention products: `out[r·n + c] = Σ_{k<kk} a[r·lda + k] · b[k·ldb + c]`
+/// for the [`QB`] rows `r` and every column `c < n`, `n` a multiple of [`AB`],
+/// in `QB × AB` blocks of accumulators.
+#[allow(clippy::too_many_arguments)]
+fn rows_product(kernel: Kernel, a: &[f32], lda: usize, b: &[f32], ldb: usize, kk: usize, n: usize, out: &mut [f32]) {
+    assert!(kk >= 1 && lda >= kk && a.len() >= (QB - 1) * lda + kk);
+    assert!(ldb >= n && b.len() >= (kk - 1) * ldb + n && n.is_multiple_of(AB) && out.len() == QB * n);
     #[cfg(target_arch = "x86_64")]
     if kernel == Kernel::Avx512Vnni {
-        // SAFETY: as in `attention_scores`; the lengths were checked above.
-        return unsafe { x86::values512(p, lp, len, v, stride, hd, out) };
+        // SAFETY: that kernel is only chosen on a CPU with AVX-512F; the
+        // lengths were checked above.
+        return unsafe { x86::rows_product512(a, lda, b, ldb, kk, n, out) };
     }
     kernel.run(|| {
-        for c0 in (0..hd).step_by(AB) {
+        for c0 in (0..n).step_by(AB) {
             let mut acc = [[0f32; AB]; QB];
-            for j in 0..len {
-                let vj: &[f32; AB] = v[j * stride + c0..][..AB].try_into().expect("AB values");
+            for k in 0..kk {
+                let bk: &[f32; AB] = b[k * ldb + c0..][..AB].try_into().expect("AB columns");
                 for (r, acc) in acc.iter_mut().enumerate() {
-                    let pr = p[r * lp + j];
-                    acc.iter_mut().zip(vj).for_each(|(a, v)| *a = pr.mul_add(*v, *a));
+                    let ar = a[r * lda + k];
+                    acc.iter_mut().zip(bk).for_each(|(s, b)| *s = ar.mul_add(*b, *s));
                 }
             }
             for (r, acc) in acc.iter().enumerate() {
-                out[r * hd + c0..][..AB].copy_from_slice(acc);
+                out[r * n + c0..][..AB].copy_from_slice(acc);
             }
         }
     })
@@ -571,71 +562,40 @@ mod x86 {
         f()
     }
 
-    /// [`super::attention_scores`] on 2 × 4 zmm accumulators.
+    /// [`super::rows_product`] on 2 × 4 zmm accumulators.
     ///
     /// # Safety
     /// The CPU must have AVX-512F; the slices must have the lengths that
-    /// `attention_scores` checks.
+    /// `rows_product` checks.
+    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn scores512(q: &[f32], kt: &[f32], hd: usize, lp: usize, scores: &mut [f32]) {
-        for j0 in (0..lp).step_by(AB) {
-            let mut acc = [[_mm512_setzero_ps(); 2]; QB];
-            for d in 0..hd {
-                // SAFETY: `d·lp + j0 + 32 ≤ hd·lp = kt.len()`.
-                let (k0, k1) = unsafe {
-                    let k = kt.as_ptr().add(d * lp + j0);
-                    (_mm512_loadu_ps(k), _mm512_loadu_ps(k.add(16)))
-                };
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let qv = _mm512_set1_ps(q[r * hd + d]);
-                    acc[0] = _mm512_fmadd_ps(qv, k0, acc[0]);
-                    acc[1] = _mm512_fmadd_ps(qv, k1, acc[1]);
-                }
-            }
-            for (r, acc) in acc.iter().enumerate() {
-                // SAFETY: `r·lp + j0 + 32 ≤ QB·lp = scores.len()`.
-                unsafe {
-                    let o = scores.as_mut_ptr().add(r * lp + j0);
-                    _mm512_storeu_ps(o, acc[0]);
-                    _mm512_storeu_ps(o.add(16), acc[1]);
-                }
-            }
-        }
-    }
-
-    /// [`super::attention_values`] on 2 × 4 zmm accumulators.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F; the slices must have the lengths that
-    /// `attention_values` checks.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn values512(
-        p: &[f32],
-        lp: usize,
-        len: usize,
-        v: &[f32],
-        stride: usize,
-        hd: usize,
+    pub(super) unsafe fn rows_product512(
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        kk: usize,
+        n: usize,
         out: &mut [f32],
     ) {
-        for c0 in (0..hd).step_by(AB) {
+        for c0 in (0..n).step_by(AB) {
             let mut acc = [[_mm512_setzero_ps(); 2]; QB];
-            for j in 0..len {
-                // SAFETY: `j·stride + c0 + 32 ≤ (len − 1)·stride + hd ≤ v.len()`.
-                let (v0, v1) = unsafe {
-                    let vj = v.as_ptr().add(j * stride + c0);
-                    (_mm512_loadu_ps(vj), _mm512_loadu_ps(vj.add(16)))
+            for k in 0..kk {
+                // SAFETY: `k·ldb + c0 + 32 ≤ (kk − 1)·ldb + n ≤ b.len()`.
+                let (b0, b1) = unsafe {
+                    let bk = b.as_ptr().add(k * ldb + c0);
+                    (_mm512_loadu_ps(bk), _mm512_loadu_ps(bk.add(16)))
                 };
                 for (r, acc) in acc.iter_mut().enumerate() {
-                    let pr = _mm512_set1_ps(p[r * lp + j]);
-                    acc[0] = _mm512_fmadd_ps(pr, v0, acc[0]);
-                    acc[1] = _mm512_fmadd_ps(pr, v1, acc[1]);
+                    let ar = _mm512_set1_ps(a[r * lda + k]);
+                    acc[0] = _mm512_fmadd_ps(ar, b0, acc[0]);
+                    acc[1] = _mm512_fmadd_ps(ar, b1, acc[1]);
                 }
             }
             for (r, acc) in acc.iter().enumerate() {
-                // SAFETY: `r·hd + c0 + 32 ≤ QB·hd = out.len()`.
+                // SAFETY: `r·n + c0 + 32 ≤ QB·n = out.len()`.
                 unsafe {
-                    let o = out.as_mut_ptr().add(r * hd + c0);
+                    let o = out.as_mut_ptr().add(r * n + c0);
                     _mm512_storeu_ps(o, acc[0]);
                     _mm512_storeu_ps(o.add(16), acc[1]);
                 }
