@@ -79,14 +79,25 @@ def log(*x):
     print(time.strftime("%H:%M:%S"), *x, file=sys.stderr, flush=True)
 
 
-def rss_mb(pid):
+def rss_mb(pid, field="VmRSS"):
     try:
         for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return None
+
+
+def store_mb():
+    total = 0
+    for root, _, files in os.walk(os.path.join(work, "data", "cases")):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return round(total / 2**20)
 
 
 def start():
@@ -109,7 +120,8 @@ def start():
     else:
         sys.exit("triage serve was not ready within 180 s")
     life = {"t0": time.time(), "ready_s": round(time.time() - t0, 1), "rss_start_mb": round(rss_mb(p.pid) or 0),
-            "rss_max_mb": round(rss_mb(p.pid) or 0), "rss_each_minute_mb": []}
+            "rss_max_mb": round(rss_mb(p.pid) or 0), "rss_each_minute_mb": [],
+            "anon_file_store_each_minute_mb": []}
     with lock:
         server["proc"], server["up"] = p, True
         lives.append(life)
@@ -203,6 +215,11 @@ def sampler(deadline):
                     # One sample a minute, to show whether a life's RSS levels off.
                     if time.time() - life["t0"] >= 60 * len(life["rss_each_minute_mb"]) + 60:
                         life["rss_each_minute_mb"].append(round(v))
+                        # Anonymous memory is the process's own; file-backed is mapped files
+                        # (the binary, the weights, the store's segments) the kernel can drop.
+                        pid = server["proc"].pid
+                        life["anon_file_store_each_minute_mb"].append(
+                            (round(rss_mb(pid, "RssAnon") or 0), round(rss_mb(pid, "RssFile") or 0), store_mb()))
 
 
 start()
