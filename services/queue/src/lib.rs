@@ -31,8 +31,9 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireErro
 pub use triage_risk::Judge;
 use triage_risk::{Judgement, TriageError};
 
-/// Seconds per encoder token assumed until the first measurement: a
-/// 5,000-character text (about 5,000 tokens) took 8.3 s on two cores.
+/// Seconds per encoder token assumed until the first measurement:
+/// deliberately pessimistic (about 20 times the int8 encoder's rate on two
+/// cores), so that a `Retry-After` given before any text was judged errs long.
 const SEED_SECS_PER_TOKEN: f64 = 0.002;
 /// Weight of the newest measurement in the running drain rate.
 const RATE_WEIGHT: f64 = 0.2;
