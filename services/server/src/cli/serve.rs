@@ -35,7 +35,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TRIAGE_MAX_BATCH", default_value_t = 1)]
     pub max_batch: usize,
     /// Most encoder tokens one batch may cost (each text's chunks, at most 512 tokens each);
-    /// a costlier batch gets 400 `batch_too_large`. 16,384 is about 30 s of inference on two cores.
+    /// a costlier batch gets 400 `batch_too_large`. 16,384 is about 2 s of inference on two idle cores.
     #[arg(long, env = "TRIAGE_MAX_REQUEST_TOKENS", default_value_t = 16_384)]
     pub max_request_tokens: usize,
     /// Largest request body, in bytes.
