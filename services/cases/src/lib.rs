@@ -54,6 +54,27 @@ pub struct CaseRecord {
 }
 
 impl CaseRecord {
+    /// A case with its vectors and nothing else: blue, no labels, no origin,
+    /// no text. For scratch stores (`triage eval-search`) and tests.
+    pub fn bare(case_id: impl Into<String>, vector: Vec<f32>, sparse: SparseVector) -> Self {
+        Self {
+            case_id: case_id.into(),
+            text: None,
+            labels: Vec::new(),
+            level: RiskLevel::Blue,
+            base_level: None,
+            risk_level: None,
+            escalations: Vec::new(),
+            district: None,
+            reporter_hash: None,
+            received_at: None,
+            model_version: None,
+            indexed_at: 0,
+            vector,
+            sparse,
+        }
+    }
+
     /// The level this case's risk reached. Cases stored before the risk level
     /// was kept are read at their filed level, as they were then.
     pub fn risk(&self) -> RiskLevel {

@@ -15,7 +15,6 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use triage_cases::terms::{self, Bm25};
 use triage_cases::{CaseFilter, CaseQuery, CaseRecord, CaseStore, EdgeStore, Ranking, SparseVector, DEFAULT_RANKING};
-use triage_proto::RiskLevel;
 
 use super::{risk, ModelArgs};
 
@@ -131,22 +130,7 @@ pub fn run(args: EvalSearchArgs) -> anyhow::Result<ExitCode> {
         let records: Vec<CaseRecord> = msgs
             .iter()
             .zip(&vectors)
-            .map(|((id, text, _), v)| CaseRecord {
-                case_id: id.clone(),
-                text: None,
-                labels: Vec::new(),
-                level: RiskLevel::Blue,
-                base_level: None,
-                risk_level: None,
-                escalations: Vec::new(),
-                district: None,
-                reporter_hash: None,
-                received_at: None,
-                model_version: None,
-                indexed_at: 0,
-                vector: v.clone(),
-                sparse: bm25.document(text),
-            })
+            .map(|((id, text, _), v)| CaseRecord::bare(id.clone(), v.clone(), bm25.document(text)))
             .collect();
         rt.block_on(store.upsert(records))?;
         let mut rows = Vec::new();

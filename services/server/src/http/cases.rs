@@ -194,25 +194,9 @@ fn shared_terms(h: &Hit, names: &HashMap<u32, &str>, idf: &HashMap<u32, f32>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use triage_proto::RiskLevel;
 
     fn hit(text: &str) -> Hit {
-        let case = CaseRecord {
-            case_id: "h".into(),
-            text: None,
-            labels: Vec::new(),
-            level: RiskLevel::Blue,
-            base_level: None,
-            risk_level: None,
-            escalations: Vec::new(),
-            district: None,
-            reporter_hash: None,
-            received_at: None,
-            model_version: None,
-            indexed_at: 0,
-            vector: Vec::new(),
-            sparse: terms::document(text),
-        };
+        let case = CaseRecord::bare("h", Vec::new(), terms::document(text));
         Hit { case, score: 0.9, rank_score: 0.03 }
     }
 
