@@ -394,3 +394,36 @@ fn a_half_closed_request_is_answered_and_stored_with_half_close() {
     let (st, v, _) = s.call("GET", "/v1/cases/half-closed", Some(support::ANALYST), None);
     assert_eq!((st, v["level"].as_str()), (200, Some("blue")), "{v}");
 }
+
+/// On the real server (the in-process router tests check the same on a
+/// stand-in judge): one `Authorization` header, its scheme in any case; and
+/// texts made only of invisible characters are `empty_text`.
+#[test]
+fn one_authorization_header_with_any_case_of_bearer_and_invisible_texts_are_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    let send = |auth: &[String]| {
+        let mut c = connect(&s);
+        let mut head = String::from("GET /openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+        for a in auth {
+            head.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        c.write_all(format!("{head}\r\n").as_bytes()).unwrap();
+        read_response(&mut c, Duration::from_secs(10)).expect("no answer")
+    };
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let (st, _, _) = send(&[format!("{scheme} {PLATFORM}")]);
+        assert_eq!(st, 200, "{scheme}");
+    }
+    // Two headers, whichever comes first, are refused: not the first one winning.
+    for pair in
+        [[format!("Bearer {PLATFORM}"), "Bearer wrong".into()], ["Bearer wrong".into(), format!("Bearer {PLATFORM}")]]
+    {
+        let (st, _, body) = send(&pair);
+        assert_eq!((st, json_code(&body).as_str()), (400, "invalid_request"), "{pair:?}");
+    }
+    for text in ["\u{200b}\u{200d}\u{feff}", "\u{0}\u{0}\t", " \u{2060}\n"] {
+        let (st, v) = s.post("/v1/triage", PLATFORM, json!({ "text": text }));
+        assert_eq!((st, code(&v)), (400, "empty_text"), "{text:?}");
+    }
+}
