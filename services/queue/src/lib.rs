@@ -11,8 +11,12 @@
 //! latency and memory.
 //!
 //! The worker takes texts round robin over the requests waiting, one text of
-//! each in turn (up to `max_batch` per judge call), so a 64-item batch
-//! delays a single text by at most one of its texts, not all of them. A
+//! each in turn, so a 64-item batch delays a single text by at most one of
+//! its texts, not all of them. Texts taken together go to the judge in one
+//! call, up to a number of texts and a budget of encoder tokens
+//! ([`Batching`]), as text-embeddings-inference's queue does: concurrent
+//! requests share an encoder pass, and a batch stays small enough for the
+//! encoder's activations to stay in cache. A
 //! request whose caller has gone (its future dropped: the client closed the
 //! connection or the request timed out) is dropped before its next text is
 //! judged, with the rest of its texts.
@@ -39,6 +43,21 @@ const SEED_SECS_PER_TOKEN: f64 = 0.002;
 const RATE_WEIGHT: f64 = 0.2;
 /// Longest retry delay given, in seconds.
 pub const MAX_RETRY_AFTER: u64 = 300;
+
+/// How much one judge call may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// Most texts in one call (at least 1).
+    pub max_texts: usize,
+    /// Most encoder tokens in one call (`Judge::cost`), except that a text
+    /// costlier than this on its own still goes, alone.
+    pub max_tokens: usize,
+}
+
+impl Batching {
+    /// One text a call.
+    pub const ONE: Batching = Batching { max_texts: 1, max_tokens: usize::MAX };
+}
 
 struct Part {
     /// Position in the request.
@@ -207,8 +226,8 @@ pub enum QueueError {
 
 impl<J: Judge + ?Sized> InferenceQueue<J> {
     /// Starts the worker thread: at most `capacity` texts waiting or being
-    /// judged, at most `max_batch` (at least 1) in one judge call.
-    pub fn start(judge: Arc<J>, capacity: usize, max_batch: usize) -> Self {
+    /// judged, and judge calls as large as `batching` allows.
+    pub fn start(judge: Arc<J>, capacity: usize, batching: Batching) -> Self {
         let (tx, rx) = mpsc::unbounded_channel::<Job>();
         let drain = Arc::new(Drain::default());
         let worker = Arc::new(Worker { stopped: Mutex::new(None) });
@@ -216,7 +235,7 @@ impl<J: Judge + ?Sized> InferenceQueue<J> {
         let (j, d, w, s) = (judge.clone(), drain.clone(), worker.clone(), slots.clone());
         let spawned = std::thread::Builder::new()
             .name("inference".into())
-            .spawn(move || work(rx, &*j, max_batch.max(1), &d, Ending { worker: &w, slots: &s }));
+            .spawn(move || work(rx, &*j, batching, &d, Ending { worker: &w, slots: &s }));
         if let Err(e) = spawned {
             tracing::error!(error = %e, "could not start the inference thread");
             slots.close();
@@ -288,7 +307,7 @@ impl<J: Judge + ?Sized> InferenceQueue<J> {
 fn work<J: Judge + ?Sized>(
     mut rx: mpsc::UnboundedReceiver<Job>,
     judge: &J,
-    max_batch: usize,
+    batching: Batching,
     drain: &Drain,
     ending: Ending<'_>,
 ) {
@@ -311,12 +330,25 @@ fn work<J: Judge + ?Sized>(
             }
             !j.reply.is_closed()
         });
-        // One text of each request in turn; a request goes to the back once it has given one.
-        let take = max_batch.min(active.iter().map(|j| j.pending.len()).sum());
+        // One text of each request in turn; a request goes to the back once it
+        // has given one. The batch ends at the first text that would break the
+        // token budget, rather than skipping to a cheaper one, so that order
+        // stays fair; that text heads the next batch.
+        let take = batching.max_texts.max(1).min(active.iter().map(|j| j.pending.len()).sum());
         let mut picked: Vec<(u64, Part)> = Vec::with_capacity(take);
+        let mut tokens = 0usize;
         while picked.len() < take {
+            let Some(j) = active.front() else { break };
+            let Some(next) = j.pending.front() else {
+                active.rotate_left(1);
+                continue;
+            };
+            if !picked.is_empty() && tokens.saturating_add(next.cost) > batching.max_tokens {
+                break;
+            }
             let Some(mut j) = active.pop_front() else { break };
             if let Some(p) = j.pending.pop_front() {
+                tokens = tokens.saturating_add(p.cost);
                 picked.push((j.id, p));
             }
             active.push_back(j);

@@ -17,6 +17,7 @@ struct Fake {
     /// How many texts each call was given.
     calls: Mutex<Vec<usize>>,
     gate: Option<Mutex<mpsc::Receiver<()>>>,
+    /// Tokens a text costs; 0 for its length in bytes.
     cost: usize,
 }
 
@@ -70,8 +71,12 @@ impl Judge for Fake {
         Ok(texts.iter().map(|t| judgement(t)).collect())
     }
 
-    fn cost(&self, _text: &str) -> usize {
-        self.cost
+    fn cost(&self, text: &str) -> usize {
+        if self.cost == 0 {
+            text.len()
+        } else {
+            self.cost
+        }
     }
 
     fn model_version(&self) -> &str {
@@ -99,7 +104,7 @@ async fn until(what: &str, done: impl Fn() -> bool) {
 #[tokio::test]
 async fn a_single_text_waits_behind_one_text_of_a_batch_not_all_of_it() {
     let (fake, gate) = Fake::gated(1);
-    let q = InferenceQueue::start(fake.clone(), 16, 1);
+    let q = InferenceQueue::start(fake.clone(), 16, Batching::ONE);
     let batch = tokio::spawn({
         let q = q.clone();
         async move { q.judge(texts("a", 5)).await }
@@ -123,7 +128,7 @@ async fn a_single_text_waits_behind_one_text_of_a_batch_not_all_of_it() {
 #[tokio::test]
 async fn a_full_queue_refuses_at_once_with_the_time_to_drain_it() {
     let (fake, gate) = Fake::gated(1000);
-    let q = InferenceQueue::start(fake.clone(), 4, 1);
+    let q = InferenceQueue::start(fake.clone(), 4, Batching::ONE);
     let first = tokio::spawn({
         let q = q.clone();
         async move { q.judge(texts("a", 3)).await }
@@ -152,7 +157,7 @@ async fn a_full_queue_refuses_at_once_with_the_time_to_drain_it() {
 #[tokio::test]
 async fn a_caller_that_goes_away_takes_its_texts_off_the_queue() {
     let (fake, gate) = Fake::gated(10);
-    let q = InferenceQueue::start(fake.clone(), 16, 1);
+    let q = InferenceQueue::start(fake.clone(), 16, Batching::ONE);
     let gone = tokio::spawn({
         let q = q.clone();
         async move { q.judge(texts("a", 10)).await }
@@ -171,15 +176,54 @@ async fn a_caller_that_goes_away_takes_its_texts_off_the_queue() {
 #[tokio::test]
 async fn max_batch_texts_are_judged_in_one_call() {
     let fake = Fake::new(1);
-    let q = InferenceQueue::start(fake.clone(), 16, 3);
+    let q = InferenceQueue::start(fake.clone(), 16, Batching { max_texts: 3, max_tokens: usize::MAX });
     assert_eq!(named(q.judge(texts("a", 7)).await.unwrap()), texts("a", 7));
     assert_eq!(*fake.calls.lock().unwrap(), [3, 3, 1]);
     assert_eq!(q.cost(&texts("x", 5)), 5);
 }
 
 #[tokio::test]
+async fn a_batch_ends_before_the_text_that_would_break_the_token_budget() {
+    let fake = Fake::new(0);
+    let q = InferenceQueue::start(fake.clone(), 16, Batching { max_texts: 8, max_tokens: 10 });
+    let asked: Vec<String> = ["aaaa", "bbbb", "cccc", "dddddddddddd", "e", "f"].map(String::from).to_vec();
+    assert_eq!(named(q.judge(asked.clone()).await.unwrap()), asked);
+    // 4 + 4; then 4, as 4 + 12 would break 10; a text over the budget goes alone; then 1 + 1.
+    assert_eq!(*fake.calls.lock().unwrap(), [2, 1, 1, 2]);
+}
+
+#[tokio::test]
+async fn concurrent_requests_share_a_judge_call() {
+    let (fake, gate) = Fake::gated(1);
+    let q = InferenceQueue::start(fake.clone(), 16, Batching { max_texts: 4, max_tokens: 512 });
+    let first = tokio::spawn({
+        let q = q.clone();
+        async move { q.judge(vec!["a0".into()]).await }
+    });
+    until("the first text to be judged", || fake.seen().len() == 1).await;
+    let others: Vec<_> = ["b", "c", "d"]
+        .map(|p| {
+            let q = q.clone();
+            tokio::spawn(async move { q.judge(texts(p, 2)).await })
+        })
+        .into_iter()
+        .collect();
+    until("the other requests to be queued", || q.depth() == 7).await;
+    for _ in 0..3 {
+        gate.send(()).unwrap();
+    }
+    assert_eq!(named(first.await.unwrap().unwrap()), ["a0"]);
+    for (o, p) in others.into_iter().zip(["b", "c", "d"]) {
+        assert_eq!(named(o.await.unwrap().unwrap()), texts(p, 2));
+    }
+    // One text of each request in turn, four a call.
+    assert_eq!(*fake.calls.lock().unwrap(), [1, 4, 2]);
+    assert_eq!(fake.seen(), ["a0", "b0", "c0", "d0", "b1", "c1", "d1"]);
+}
+
+#[tokio::test]
 async fn a_model_error_fails_the_request_and_the_worker_goes_on() {
-    let q = InferenceQueue::start(Fake::new(1), 16, 1);
+    let q = InferenceQueue::start(Fake::new(1), 16, Batching::ONE);
     match q.judge(vec!["ok".into(), "fail".into()]).await {
         Err(QueueError::Triage(TriageError::Model(m))) => assert!(m.contains("on purpose"), "{m}"),
         other => panic!("a failed judge call: {other:?}"),
@@ -191,7 +235,7 @@ async fn a_model_error_fails_the_request_and_the_worker_goes_on() {
 
 #[tokio::test]
 async fn a_judge_that_panics_stops_the_worker_and_health_says_so() {
-    let q = InferenceQueue::start(Fake::new(1), 16, 1);
+    let q = InferenceQueue::start(Fake::new(1), 16, Batching::ONE);
     assert_eq!(q.health(), Health::Running);
     assert!(matches!(q.judge(vec!["panic".into()]).await, Err(QueueError::Stopped)));
     // Already, not eventually: readiness must not answer ready to the next caller.
@@ -218,7 +262,7 @@ async fn a_short_answer_is_an_error_not_a_hang() {
             "short"
         }
     }
-    let q: InferenceQueue = InferenceQueue::start(Arc::new(Short), 16, 1);
+    let q: InferenceQueue = InferenceQueue::start(Arc::new(Short), 16, Batching::ONE);
     let r = tokio::time::timeout(Duration::from_secs(5), q.judge(vec!["x".into()])).await.expect("no answer");
     assert!(matches!(r, Err(QueueError::Triage(TriageError::Model(_)))), "{r:?}");
 }

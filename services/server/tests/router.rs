@@ -151,7 +151,7 @@ fn app_with(limits: Limits, queue_size: usize) -> App {
         salt: b"router-test-salt".to_vec(),
         store_text: true,
         queue_size,
-        max_batch: 1,
+        batching: triage_queue::Batching::ONE,
     };
     let service = Service::start(judge.clone(), store, config);
     let evals = Evals::start(dir.path().join("evals"), &service).unwrap();

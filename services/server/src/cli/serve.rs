@@ -30,10 +30,14 @@ pub struct ServeArgs {
     /// Most texts waiting for or in inference; beyond it requests get 503 with Retry-After.
     #[arg(long, env = "TRIAGE_QUEUE_SIZE", default_value_t = 128)]
     pub queue_size: usize,
-    /// Most texts judged in one encoder batch. 1 by measurement: on two cores,
-    /// batching 32 waiting texts gave half the throughput of one at a time (BENCHMARKS.md).
-    #[arg(long, env = "TRIAGE_MAX_BATCH", default_value_t = 1)]
+    /// Most texts judged in one encoder pass: texts of concurrent requests
+    /// waiting together share a pass, up to this many and --max-batch-tokens.
+    #[arg(long, env = "TRIAGE_MAX_BATCH", default_value_t = 16)]
     pub max_batch: usize,
+    /// Most encoder tokens in one pass (a text costlier on its own still goes,
+    /// alone). Small passes keep the encoder's activations in cache (BENCHMARKS.md).
+    #[arg(long, env = "TRIAGE_MAX_BATCH_TOKENS", default_value_t = 512)]
+    pub max_batch_tokens: usize,
     /// Most encoder tokens one batch may cost (each text's chunks, at most 512 tokens each);
     /// a costlier batch gets 400 `batch_too_large`. 16,384 is about 2 s of inference on two idle cores.
     #[arg(long, env = "TRIAGE_MAX_REQUEST_TOKENS", default_value_t = 16_384)]
@@ -117,6 +121,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         triage_proto::MAX_BATCH
     );
     anyhow::ensure!(args.max_batch >= 1, "--max-batch must be at least 1");
+    anyhow::ensure!(args.max_batch_tokens >= 1, "--max-batch-tokens must be at least 1");
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets(&[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])?
         .install_recorder()
@@ -144,7 +149,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             salt,
             store_text: args.store.store_text,
             queue_size: args.queue_size,
-            max_batch: args.max_batch,
+            batching: triage_queue::Batching { max_texts: args.max_batch, max_tokens: args.max_batch_tokens },
         };
         let service = Service::start(judge, store.clone(), config);
         let evals = Evals::start(args.store.data_dir.join("evals"), &service)?;

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use triage_cases::{CaseFilter, CaseRecord, CaseStore, Hit};
 use triage_proto::time::Timestamp;
 use triage_proto::{CaseContext, ErrorCode, Escalation, Label, RiskLevel, SimilarCase, TriageResponse};
-use triage_queue::{Health, InferenceQueue, QueueError};
+use triage_queue::{Batching, Health, InferenceQueue, QueueError};
 use triage_risk::policy::{Facts, PastCase, Workflow};
 use triage_risk::{Judge, Judgement, Policy, TriageError};
 
@@ -93,8 +93,8 @@ pub struct ServiceConfig {
     pub store_text: bool,
     /// Most texts waiting for or in inference.
     pub queue_size: usize,
-    /// Most texts in one judge call.
-    pub max_batch: usize,
+    /// How many texts, and encoder tokens, one judge call may take.
+    pub batching: Batching,
 }
 
 /// The judge behind its queue, the case store, and the escalation policy.
@@ -111,7 +111,7 @@ pub struct Service {
 impl Service {
     /// Starts the inference worker over `judge`.
     pub fn start(judge: Arc<dyn Judge>, store: Arc<dyn CaseStore>, config: ServiceConfig) -> Self {
-        let queue = InferenceQueue::start(judge.clone(), config.queue_size, config.max_batch);
+        let queue = InferenceQueue::start(judge.clone(), config.queue_size, config.batching);
         Self {
             judge,
             queue,
