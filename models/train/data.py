@@ -5,7 +5,7 @@ board messages, by a hash of the id, so no split depends on a model's output:
 
 | split | what |
 |---|---|
-| train | shared train.jsonl (with models/overrides.toml), corpus parts w1 w2 w3 w5, real messages with hash bucket 0-4 |
+| train | shared train.jsonl (with models/overrides.toml), corpus parts w1 w2 w3 w5 w8-w12, real messages with hash bucket 0-4 |
 | calib | corpus part w7, real messages in buckets 5-6: thresholds are chosen here |
 | test  | corpus parts w4 w6, real messages in buckets 7-9: reported once per shipped model, never used for a choice |
 | dev   | shared dev.jsonl: reported, never used for a choice |
@@ -21,7 +21,9 @@ CORPUS = os.path.join(REPO, "models", "corpus")
 
 LABELS = ["violence", "retaliation", "self_harm", "collective", "livelihood"]
 LEVELS = ["blue", "yellow", "orange", "red"]
-WRITERS = {"train": ["w1", "w2", "w3", "w5"], "calib": ["w7"], "test": ["w4", "w6"]}
+# w8-w12 were written after risk-2.0 and go to train only: the calibration
+# and test writers stay as they were, so figures stay comparable across models.
+WRITERS = {"train": ["w1", "w2", "w3", "w5", "w8", "w9", "w10", "w11", "w12"], "calib": ["w7"], "test": ["w4", "w6"]}
 
 
 def real_bucket(msg_id):

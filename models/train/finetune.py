@@ -264,6 +264,8 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--limit", type=int, default=0, help="train on the first N texts only (smoke runs)")
+    ap.add_argument("--splits", default="calib,test,dev",
+                    help="splits to score after training; a trial of settings scores calib only, so test stays unseen")
     ap.add_argument("--distill", type=float, default=2.0,
                     help="weight of the term holding each chunk's vector near the base model's (cosine), so search keeps its neighbours")
     a = ap.parse_args()
@@ -361,7 +363,7 @@ def main():
     json.dump({"generated_by": "models/train/finetune.py (PyTorch f32, merged-equivalent LoRA)", "items": items},
               open(os.path.join(a.out, "fixture.json"), "w"), ensure_ascii=False, indent=0)
 
-    for name in ("calib", "test", "dev"):
+    for name in a.splits.split(","):
         rows = data.split(name)
         t0 = time.time()
         probs = score(model, rows, tok, 512)

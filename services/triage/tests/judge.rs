@@ -310,18 +310,30 @@ fn hard_forms_are_judged_by_what_is_threatened() {
     }
 }
 
+/// risk-2.0's known failures that risk-2.1 (more corpus writers) gets right,
+/// each against the standard's own words.
+#[test]
+fn known_failures_of_risk_2_0_now_judged_right() {
+    // A vague warning with no act named is no threat.
+    judged_low("物业把我家车库改成了仓库，找了五次都不管，我跟你们说，别把我惹急了。");
+    // A threat stated and stood by.
+    let j = triage().judge("业主群舆情：有业主在群里发“谁再把垃圾扔在电梯里，抓到了我弄死他”，说到做到。").unwrap();
+    assert!(j.level >= RiskLevel::Orange, "{:?}", j.level);
+    // A drunk husband's threat at home, with no grievance, is violence alone.
+    let f = flagged(&triage().judge("我老公又喝多了，拿着菜刀在屋里追着我，喊着要弄死我").unwrap());
+    assert!(f.contains(&Label::Violence) && !f.contains(&Label::Retaliation), "{f:?}");
+    // A crowd threatened, not yet gathered, no time set: orange, not red.
+    assert_eq!(triage().judge("我们几十个人一起去县政府堵门").unwrap().level, RiskLevel::Orange);
+}
+
 /// What the shipped model still gets wrong, each against the standard's own
 /// words (EVALUATION.md, "Known failures"). Run with `--ignored`: a model
-/// that passes this is better than risk-2.0 on these forms.
+/// that passes this is better than risk-2.1 on these forms.
 #[test]
-#[ignore = "known failures of risk-2.0 (EVALUATION.md)"]
+#[ignore = "known failures of risk-2.1 (EVALUATION.md)"]
 fn known_failures() {
-    // A vague warning and rhetorical death: no act named, so no threat.
-    for text in
-        ["物业把我家车库改成了仓库，找了五次都不管，我跟你们说，别把我惹急了。", "房子不让拆，死也要死在自己家里"]
-    {
-        judged_low(text);
-    }
+    // Rhetorical death: no act named, so no threat.
+    judged_low("房子不让拆，死也要死在自己家里");
     // Despair names no act.
     judged_low("拆迁款被村里扣了两年，老母亲住在漏雨的棚子里，你们这是不给我活路，我被逼得没路走了。");
     // The standard's own retaliation examples, bare or nearly so.
@@ -333,26 +345,20 @@ fn known_failures() {
     for text in ["后果自负", "你等着瞧"] {
         assert_eq!(triage().judge(text).unwrap().level, RiskLevel::Yellow, "{text}");
     }
-    // A threat stated and stood by; a loss-of-control statement (labels.md's own list).
-    for text in ["业主群舆情：有业主在群里发“谁再把垃圾扔在电梯里，抓到了我弄死他”，说到做到。", "我什么事都做得出来"]
-    {
-        assert!(triage().judge(text).unwrap().level >= RiskLevel::Orange, "{text}");
-    }
-    // A drunk husband's threat at home, with no grievance, is violence alone.
-    let f = flagged(&triage().judge("我老公又喝多了，拿着菜刀在屋里追着我，喊着要弄死我").unwrap());
-    assert!(!f.contains(&Label::Retaliation), "{f:?}");
+    // A loss-of-control statement (labels.md's own list).
+    assert!(triage().judge("我什么事都做得出来").unwrap().level >= RiskLevel::Orange);
     let act = triage().judge("再不给钱，到时候别怪我把机器拆了").unwrap();
     assert!(act.level >= RiskLevel::Orange && flagged(&act).contains(&Label::Violence), "{:?}", act.level);
-    // A crowd threatened, not yet gathered, no time set: orange, not red.
-    assert_eq!(triage().judge("我们几十个人一起去县政府堵门").unwrap().level, RiskLevel::Orange);
     // A threat to someone's peace without physical harm is retaliation alone.
     let f = flagged(&triage().judge("他骗走了我家的拆迁款，这个年他家别想过安稳").unwrap());
     assert!(!f.contains(&Label::Violence), "{f:?}");
-    // A grid worker's report of an arson threat; full pinyin; emoji for knife, petrol and fire.
+    // A grid worker's report of an arson threat; full pinyin; emoji for knife,
+    // petrol and fire; petrol and burning named with a time and place.
     for text in [
         "网格员报告：辖区居民周某因征地补偿未到位，近日多次对邻居称要把村干部的车点了，情绪很不稳定，请关注。",
         "pyq说一声 那个kfs不给钱 wo ming tian jiu qu ta jia sha le ta",
         "拆迁办那帮人等着🔪🔪🔪 明晚⛽🔥 让他们知道厉害",
+        "明天上午我就带着汽油去镇政府门口，把那几个当官的一起烧了",
     ] {
         let j = triage().judge(text).unwrap();
         assert!(j.level >= RiskLevel::Orange && flagged(&j).contains(&Label::Violence), "{text}: {:?}", j.level);
