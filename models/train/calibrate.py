@@ -90,7 +90,7 @@ def main():
     ap.add_argument("--delta-dir", default=os.path.join(data.REPO, "models", "delta"))
     ap.add_argument("--scores-dir", default=os.path.join(data.REPO, "target", "finetune"))
     ap.add_argument("--out", default=os.path.join(data.REPO, "models", "heads", "risk.json"))
-    ap.add_argument("--version", default="risk-2.1")
+    ap.add_argument("--version", default="risk-2.2")
     a = ap.parse_args()
 
     rows = data.read_jsonl(os.path.join(a.scores_dir, "scores-calib.jsonl"))

@@ -310,7 +310,8 @@ fn hard_forms_are_judged_by_what_is_threatened() {
     }
 }
 
-/// risk-2.0's known failures that risk-2.1 (more corpus writers) gets right,
+/// risk-2.0's and risk-2.1's known failures that risk-2.2 (more corpus
+/// writers, rank 16) gets right,
 /// each against the standard's own words.
 #[test]
 fn known_failures_of_risk_2_0_now_judged_right() {
@@ -324,13 +325,20 @@ fn known_failures_of_risk_2_0_now_judged_right() {
     assert!(f.contains(&Label::Violence) && !f.contains(&Label::Retaliation), "{f:?}");
     // A crowd threatened, not yet gathered, no time set: orange, not red.
     assert_eq!(triage().judge("我们几十个人一起去县政府堵门").unwrap().level, RiskLevel::Orange);
+    // Emoji for knife, petrol and fire; petrol and burning with a time and place.
+    for text in
+        ["拆迁办那帮人等着🔪🔪🔪 明晚⛽🔥 让他们知道厉害", "明天上午我就带着汽油去镇政府门口，把那几个当官的一起烧了"]
+    {
+        let j = triage().judge(text).unwrap();
+        assert!(j.level >= RiskLevel::Orange && flagged(&j).contains(&Label::Violence), "{text}: {:?}", j.level);
+    }
 }
 
 /// What the shipped model still gets wrong, each against the standard's own
 /// words (EVALUATION.md, "Known failures"). Run with `--ignored`: a model
-/// that passes this is better than risk-2.1 on these forms.
+/// that passes this is better than risk-2.2 on these forms.
 #[test]
-#[ignore = "known failures of risk-2.1 (EVALUATION.md)"]
+#[ignore = "known failures of risk-2.2 (EVALUATION.md)"]
 fn known_failures() {
     // Rhetorical death: no act named, so no threat.
     judged_low("房子不让拆，死也要死在自己家里");
@@ -352,13 +360,10 @@ fn known_failures() {
     // A threat to someone's peace without physical harm is retaliation alone.
     let f = flagged(&triage().judge("他骗走了我家的拆迁款，这个年他家别想过安稳").unwrap());
     assert!(!f.contains(&Label::Violence), "{f:?}");
-    // A grid worker's report of an arson threat; full pinyin; emoji for knife,
-    // petrol and fire; petrol and burning named with a time and place.
+    // A grid worker's report of an arson threat; full pinyin.
     for text in [
         "网格员报告：辖区居民周某因征地补偿未到位，近日多次对邻居称要把村干部的车点了，情绪很不稳定，请关注。",
         "pyq说一声 那个kfs不给钱 wo ming tian jiu qu ta jia sha le ta",
-        "拆迁办那帮人等着🔪🔪🔪 明晚⛽🔥 让他们知道厉害",
-        "明天上午我就带着汽油去镇政府门口，把那几个当官的一起烧了",
     ] {
         let j = triage().judge(text).unwrap();
         assert!(j.level >= RiskLevel::Orange && flagged(&j).contains(&Label::Violence), "{text}: {:?}", j.level);
