@@ -338,7 +338,7 @@ fn work<J: Judge + ?Sized>(
         let mut picked: Vec<(u64, Part)> = Vec::with_capacity(take);
         let mut tokens = 0usize;
         while picked.len() < take {
-            let Some(j) = active.front() else { break };
+            let Some(j) = active.front_mut() else { break };
             let Some(next) = j.pending.front() else {
                 active.rotate_left(1);
                 continue;
@@ -346,12 +346,11 @@ fn work<J: Judge + ?Sized>(
             if !picked.is_empty() && tokens.saturating_add(next.cost) > batching.max_tokens {
                 break;
             }
-            let Some(mut j) = active.pop_front() else { break };
+            tokens = tokens.saturating_add(next.cost);
             if let Some(p) = j.pending.pop_front() {
-                tokens = tokens.saturating_add(p.cost);
                 picked.push((j.id, p));
             }
-            active.push_back(j);
+            active.rotate_left(1);
         }
         if picked.is_empty() {
             continue;

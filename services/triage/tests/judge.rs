@@ -310,11 +310,10 @@ fn hard_forms_are_judged_by_what_is_threatened() {
     }
 }
 
-/// risk-2.0's and risk-2.1's known failures that risk-2.2 (more corpus
-/// writers, rank 16) gets right,
-/// each against the standard's own words.
+/// Known failures of risk-2.0 and risk-2.1 that risk-2.2 (more corpus
+/// writers, rank 16) gets right, each against the standard's own words.
 #[test]
-fn known_failures_of_risk_2_0_now_judged_right() {
+fn earlier_known_failures_now_judged_right() {
     // A vague warning with no act named is no threat.
     judged_low("物业把我家车库改成了仓库，找了五次都不管，我跟你们说，别把我惹急了。");
     // A threat stated and stood by.
