@@ -15,6 +15,15 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    let threads = rayon::current_num_threads();
+    // Measured from inside the pool: called from outside it, every `forward`
+    // would hand its job to a sleeping worker and block until it finished,
+    // and the futex wake-ups (tens of µs in a VM) would be counted as kernel time.
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a rayon pool");
+    pool.install(|| measure(threads));
+}
+
+fn measure(threads: usize) {
     // (tokens, out, in): fused QKV, attention output, FFN in (GELU), FFN out;
     // FFN in once more without its GELU, to show what the epilogue costs.
     let shapes = [
@@ -24,8 +33,10 @@ fn main() {
         (110, 1536, 384, "fi_without_gelu"),
         (110, 384, 1536, "fo"),
     ];
-    let threads = rayon::current_num_threads();
-    for kernel in Kernel::ALL.into_iter().filter(|k| k.supported()) {
+    // `TRIAGE_INT8_KERNEL=avx2` (say) measures that kernel alone.
+    let only = std::env::var(triage_encoder::int8::KERNEL_ENV).ok();
+    let chosen = |k: &Kernel| only.as_deref().is_none_or(|name| name == k.name());
+    for kernel in Kernel::ALL.into_iter().filter(|k| k.supported() && chosen(k)) {
         // Best of five: the machine is shared.
         let peak = (0..5)
             .filter_map(|_| kernel.peak_macs_per_second())

@@ -60,8 +60,12 @@ impl Kernel {
                         && is_x86_feature_detected!("avx512bw")
                         && is_x86_feature_detected!("avx512vnni")
                 }
-                Kernel::AvxVnni => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("avxvnni"),
-                Kernel::Avx2 => is_x86_feature_detected!("avx2"),
+                Kernel::AvxVnni => {
+                    is_x86_feature_detected!("avx2")
+                        && is_x86_feature_detected!("fma")
+                        && is_x86_feature_detected!("avxvnni")
+                }
+                Kernel::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
                 Kernel::Portable => true,
             }
         }
@@ -144,7 +148,8 @@ impl Kernel {
     }
 
     /// Rows per micro-tile: as many accumulators as the register file holds.
-    fn rows(self) -> usize {
+    /// Activations are stored in groups of this many rows ([`QuantizedRows`]).
+    const fn rows(self) -> usize {
         match self {
             Kernel::Avx512Vnni => 8,
             Kernel::AvxVnni => 3,
@@ -155,7 +160,13 @@ impl Kernel {
 }
 
 /// Rows of activations quantized to u8, one scale and zero point per row.
-/// Rows are padded to a multiple of 4 bytes (the padding meets zero weights).
+///
+/// Stored in groups of as many rows as the kernel's tile takes, each group's
+/// rows interleaved 4 bytes at a time (`[group][k/4][row][4]`): a tile then
+/// reads the 4 bytes of all its rows for one step at one address, and its
+/// broadcasts need no per-row address arithmetic. Rows are padded to a
+/// multiple of 4 bytes and the rows to whole groups, with zeros (the padding
+/// meets zero weights, and padding rows are never written out).
 #[derive(Default)]
 pub struct QuantizedRows {
     data: Vec<u8>,
@@ -163,7 +174,10 @@ pub struct QuantizedRows {
     zero: Vec<i32>,
     rows: usize,
     k: usize,
+    /// Bytes per row (`k` rounded up to 4); a group takes `group · stride`.
     stride: usize,
+    /// Rows per group: the tile height of the kernel quantized for.
+    group: usize,
 }
 
 impl QuantizedRows {
@@ -172,16 +186,33 @@ impl QuantizedRows {
     pub fn quantize(&mut self, x: &[f32], k: usize, kernel: Kernel) {
         assert!(k > 0 && x.len().is_multiple_of(k), "activations are not rows of {k}");
         let rows = x.len() / k;
-        let stride = k.next_multiple_of(4);
+        let (stride, group) = (k.next_multiple_of(4), kernel.rows());
         self.data.clear();
-        self.data.resize(rows * stride, 0);
+        self.data.resize(rows.next_multiple_of(group) * stride, 0);
         self.scale.resize(rows, 0.0);
         self.zero.resize(rows, 0);
-        (self.rows, self.k, self.stride) = (rows, k, stride);
-        let work = self.data.par_chunks_mut(stride).zip(self.scale.par_iter_mut()).zip(self.zero.par_iter_mut());
-        work.zip(x.par_chunks(k)).with_min_len(16).for_each(|(((q, s), z), row)| {
-            (*s, *z) = quantize_row(row, &mut q[..k], kernel != Kernel::Portable);
-        });
+        (self.rows, self.k, self.stride, self.group) = (rows, k, stride, group);
+        let simd = kernel != Kernel::Portable;
+        let work = self.data.par_chunks_mut(group * stride).zip(self.scale.par_chunks_mut(group));
+        let work = work.zip(self.zero.par_chunks_mut(group)).zip(x.par_chunks(group * k));
+        work.with_min_len(2).for_each_init(
+            || vec![0u8; stride],
+            |row_q, (((q, s), z), x)| {
+                for (i, ((s, z), row)) in s.iter_mut().zip(z).zip(x.chunks_exact(k)).enumerate() {
+                    (*s, *z) = quantize_row(row, &mut row_q[..k], simd);
+                    for (step, bytes) in row_q.chunks_exact(4).enumerate() {
+                        q[(step * group + i) * 4..][..4].copy_from_slice(bytes);
+                    }
+                }
+            },
+        );
+    }
+
+    /// Byte `j` of row `r` (tests read the layout through this).
+    #[cfg(test)]
+    fn byte(&self, r: usize, j: usize) -> u8 {
+        let (g, i) = (r / self.group, r % self.group);
+        self.data[g * self.group * self.stride + (j / 4 * self.group + i) * 4 + j % 4]
     }
 }
 
@@ -267,6 +298,7 @@ impl PackedLinear {
     /// of rows and weight panels on the rayon pool.
     pub fn forward(&self, x: &QuantizedRows, epilogue: Epilogue<'_>, out: &mut [f32]) {
         assert_eq!(x.k, self.k, "activations have {} columns, the layer takes {}", x.k, self.k);
+        assert_eq!(x.group, self.kernel.rows(), "activations were quantized for another kernel");
         let (m, n) = (x.rows, self.n);
         assert_eq!(out.len(), m * n, "output is not {m} × {n}");
         if let Epilogue::Residual(r) = epilogue {
@@ -278,6 +310,11 @@ impl PackedLinear {
         (0..tasks).into_par_iter().for_each(|t| {
             let (m0, p) = ((t / panels) * MC, t % panels);
             let m1 = (m0 + MC).min(m);
+            #[cfg(target_arch = "x86_64")]
+            if self.kernel != Kernel::Portable && (p + 1) * NR <= n {
+                // Whole panels: integer tiles with the epilogue in registers.
+                return self.fused_task(x, m0, m1, p, epilogue, out);
+            }
             let mut acc = [0i32; 8 * NR];
             let mr = self.kernel.rows();
             let mut r0 = m0;
@@ -299,26 +336,62 @@ impl PackedLinear {
         });
     }
 
+    /// One task of `forward` on a whole panel `p`, rows `m0..m1`, through the
+    /// SIMD kernel's fused epilogue.
+    #[cfg(target_arch = "x86_64")]
+    fn fused_task(&self, x: &QuantizedRows, m0: usize, m1: usize, p: usize, epilogue: Epilogue<'_>, out: SharedOut) {
+        let (n, c0) = (self.n, p * NR);
+        // SAFETY (both `add`s): row `m0 < m` and column `c0 < n` lie inside
+        // the `m × n` residual and output (`forward` checked their lengths).
+        let residual = match epilogue {
+            Epilogue::Residual(r) => unsafe { r.as_ptr().add(m0 * n + c0) },
+            _ => std::ptr::null(),
+        };
+        let sink = x86::Epi {
+            xs: x.scale[m0..].as_ptr(),
+            xz: x.zero[m0..].as_ptr(),
+            ws: self.scale[c0..].as_ptr(),
+            bias: self.bias[c0..].as_ptr(),
+            cs: self.col_sum[c0..].as_ptr(),
+            gelu: matches!(epilogue, Epilogue::Gelu),
+            res: residual,
+            out: unsafe { out.get().add(m0 * n + c0) },
+            ldo: n,
+        };
+        let a = &x.data[m0 * x.stride..m1.next_multiple_of(x.group) * x.stride];
+        let b = &self.data[p * NR * self.kp..(p + 1) * NR * self.kp];
+        // SAFETY: the kernel runs on this CPU (`Kernel::supported`) and is not
+        // the portable one (the caller's check); `a` holds the task's row
+        // groups and `b` one whole panel; the task owns output rows m0..m1 of
+        // panel `p` (disjoint from every other task's), which `sink` points
+        // at with row stride n, and the panel's NR channels and the rows'
+        // scales lie behind its other pointers.
+        unsafe { x86::fused(self.kernel, a, x.stride, m1 - m0, b, self.kp / 4, &sink) };
+    }
+
     /// Integer dot products of `rows` activation rows from `r0` with panel `p`,
-    /// into `acc[r·NR + lane]`.
+    /// into `acc[r·NR + lane]` (the path of partial panels and the portable
+    /// kernel; whole panels on x86 go through `x86::fused`).
     fn tile(&self, x: &QuantizedRows, r0: usize, rows: usize, p: usize, acc: &mut [i32; 8 * NR]) {
-        let a = &x.data[r0 * x.stride..(r0 + rows) * x.stride];
+        // The tile's whole group (rows are grouped by the tile height).
+        let a = &x.data[r0 * x.stride..(r0 + x.group) * x.stride];
         let b = &self.data[p * NR * self.kp..(p + 1) * NR * self.kp];
         let k4 = self.kp / 4;
         debug_assert!(rows >= 1 && rows <= self.kernel.rows());
         match self.kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the kernel was chosen only if the CPU has the instructions
-            // (`Kernel::supported`), `a` holds `rows` rows of `stride ≥ kp` bytes
-            // and `b` one panel of `k4·NR·4` bytes, the extents the kernel reads.
-            Kernel::Avx512Vnni => unsafe { x86::avx512vnni(a, x.stride, rows, b, k4, acc) },
+            // (`Kernel::supported`), `a` holds one group of `rows()` rows of
+            // `kp` bytes and `b` one panel of `k4·NR·4` bytes, the extents the
+            // kernel reads.
+            Kernel::Avx512Vnni => unsafe { x86::avx512vnni(a, rows, b, k4, acc) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Kernel::AvxVnni => unsafe { x86::avxvnni(a, x.stride, rows, b, k4, acc) },
+            Kernel::AvxVnni => unsafe { x86::avxvnni(a, rows, b, k4, acc) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Kernel::Avx2 => unsafe { x86::avx2(a, x.stride, rows, b, k4, acc) },
-            _ => portable(a, x.stride, rows, b, k4, acc),
+            Kernel::Avx2 => unsafe { x86::avx2(a, rows, b, k4, acc) },
+            _ => portable(a, rows, b, k4, acc),
         }
     }
 
@@ -411,6 +484,19 @@ pub(crate) fn attention_values(
     rows_product(kernel, p, lp, v, stride, len, hd, out);
 }
 
+/// Softmax's numerator in place, `e^(x − max)`; returns 1 / its sum, for the
+/// caller to apply after the value product. `None` where this kernel has no
+/// SIMD form of it (the caller's portable code runs instead).
+pub(crate) fn softmax_numerator(kernel: Kernel, x: &mut [f32]) -> Option<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if kernel == Kernel::Avx512Vnni && !x.is_empty() {
+        // SAFETY: that kernel is only chosen on a CPU with AVX-512F.
+        return Some(unsafe { x86::softmax_numerator512(x) });
+    }
+    let _ = (kernel, x);
+    None
+}
+
 /// Both attention products: `out[r·n + c] = Σ_{k<kk} a[r·lda + k] · b[k·ldb + c]`
 /// for the [`QB`] rows `r` and every column `c < n`, `n` a multiple of [`AB`],
 /// in `QB × AB` blocks of accumulators.
@@ -458,12 +544,13 @@ unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
 /// The fallback: plain integer loops over the packed layout.
-fn portable(a: &[u8], stride: usize, rows: usize, b: &[i8], k4: usize, acc: &mut [i32; 8 * NR]) {
+fn portable(a: &[u8], rows: usize, b: &[i8], k4: usize, acc: &mut [i32; 8 * NR]) {
+    const G: usize = Kernel::Portable.rows();
     acc.fill(0);
     for s in 0..k4 {
         let bs = &b[s * NR * 4..(s + 1) * NR * 4];
         for r in 0..rows {
-            let av = &a[r * stride + s * 4..r * stride + s * 4 + 4];
+            let av = &a[(s * G + r) * 4..][..4];
             let out = &mut acc[r * NR..(r + 1) * NR];
             for (o, w) in out.iter_mut().zip(bs.chunks_exact(4)) {
                 *o += av.iter().zip(w).map(|(&a, &w)| a as i32 * w as i32).sum::<i32>();
@@ -476,7 +563,7 @@ fn portable(a: &[u8], stride: usize, rows: usize, b: &[i8], k4: usize, acc: &mut
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{AB, NR, QB};
+    use super::{Kernel, ERF_P, ERF_Q, NR, QB};
 
     /// Dispatches a row count to the const-generic tile, so that the row loop
     /// unrolls and the accumulators live in registers.
@@ -562,7 +649,9 @@ mod x86 {
         f()
     }
 
-    /// [`super::rows_product`] on 2 × 4 zmm accumulators.
+    /// [`super::rows_product`] on zmm accumulators: blocks of 64 columns
+    /// (`QB` × 4 registers, so each step of k does 16 multiply-adds for 4
+    /// loads and 4 broadcasts), then a 32-column block if one is left.
     ///
     /// # Safety
     /// The CPU must have AVX-512F; the slices must have the lengths that
@@ -578,29 +667,115 @@ mod x86 {
         n: usize,
         out: &mut [f32],
     ) {
-        for c0 in (0..n).step_by(AB) {
-            let mut acc = [[_mm512_setzero_ps(); 2]; QB];
-            for k in 0..kk {
-                // SAFETY: `k·ldb + c0 + 32 ≤ (kk − 1)·ldb + n ≤ b.len()`.
-                let (b0, b1) = unsafe {
-                    let bk = b.as_ptr().add(k * ldb + c0);
-                    (_mm512_loadu_ps(bk), _mm512_loadu_ps(bk.add(16)))
-                };
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let ar = _mm512_set1_ps(a[r * lda + k]);
-                    acc[0] = _mm512_fmadd_ps(ar, b0, acc[0]);
-                    acc[1] = _mm512_fmadd_ps(ar, b1, acc[1]);
-                }
+        let wide = n / 64 * 64;
+        for c0 in (0..wide).step_by(64) {
+            // SAFETY: c0 + 64 ≤ n.
+            unsafe { block512::<4>(a, lda, b, ldb, kk, n, c0, out) };
+        }
+        if wide < n {
+            // SAFETY: n is a multiple of AB = 32, so c0 + 32 = n.
+            unsafe { block512::<2>(a, lda, b, ldb, kk, n, wide, out) };
+        }
+    }
+
+    /// One `QB × 16·V` block of [`rows_product512`] at column `c0`.
+    ///
+    /// # Safety
+    /// AVX-512F; `c0 + 16·V ≤ n` and the lengths `rows_product` checks.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn block512<const V: usize>(
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        kk: usize,
+        n: usize,
+        c0: usize,
+        out: &mut [f32],
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); V]; QB];
+        for k in 0..kk {
+            let mut bk = [_mm512_setzero_ps(); V];
+            for (v, bk) in bk.iter_mut().enumerate() {
+                // SAFETY: `k·ldb + c0 + 16·V ≤ (kk − 1)·ldb + n ≤ b.len()`.
+                *bk = unsafe { _mm512_loadu_ps(b.as_ptr().add(k * ldb + c0 + 16 * v)) };
             }
-            for (r, acc) in acc.iter().enumerate() {
-                // SAFETY: `r·n + c0 + 32 ≤ QB·n = out.len()`.
-                unsafe {
-                    let o = out.as_mut_ptr().add(r * n + c0);
-                    _mm512_storeu_ps(o, acc[0]);
-                    _mm512_storeu_ps(o.add(16), acc[1]);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: `r·lda + k < (QB − 1)·lda + kk ≤ a.len()` (unchecked:
+                // a bounds check per broadcast costs a fifth of the loop).
+                let ar = _mm512_set1_ps(unsafe { *a.get_unchecked(r * lda + k) });
+                for (acc, bk) in acc.iter_mut().zip(&bk) {
+                    *acc = _mm512_fmadd_ps(ar, *bk, *acc);
                 }
             }
         }
+        for (r, acc) in acc.iter().enumerate() {
+            for (v, acc) in acc.iter().enumerate() {
+                // SAFETY: `r·n + c0 + 16·V ≤ QB·n = out.len()`.
+                unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(r * n + c0 + 16 * v), *acc) };
+            }
+        }
+    }
+
+    /// Softmax's numerator in place, `e^(x − max)`, on 16 lanes; returns
+    /// 1 / the sum, which the caller applies to the weighted values instead
+    /// (one pass over the row fewer). Same polynomial as `int8_bert`'s `exp`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn softmax_numerator512(x: &mut [f32]) -> f32 {
+        let (len, p) = (x.len(), x.as_mut_ptr());
+        let tail = (len % 16) as u32;
+        let tail_mask: __mmask16 = ((1u32 << tail) - 1) as __mmask16;
+        let body = len - tail as usize;
+        let neg = _mm512_set1_ps(f32::NEG_INFINITY);
+        // SAFETY (all loads and stores): `i + 16 ≤ body ≤ len`, and the tail's
+        // masked accesses touch only lanes below `len`.
+        unsafe {
+            let mut m = _mm512_mask_loadu_ps(neg, tail_mask, p.add(body));
+            for i in (0..body).step_by(16) {
+                m = _mm512_max_ps(m, _mm512_loadu_ps(p.add(i)));
+            }
+            let max = _mm512_set1_ps(_mm512_reduce_max_ps(m));
+            let mut sum = _mm512_setzero_ps();
+            for i in (0..body).step_by(16) {
+                let e = exp512(_mm512_sub_ps(_mm512_loadu_ps(p.add(i)), max));
+                _mm512_storeu_ps(p.add(i), e);
+                sum = _mm512_add_ps(sum, e);
+            }
+            if tail > 0 {
+                let v = _mm512_mask_loadu_ps(max, tail_mask, p.add(body));
+                let e = _mm512_maskz_mov_ps(tail_mask, exp512(_mm512_sub_ps(v, max)));
+                _mm512_mask_storeu_ps(p.add(body), tail_mask, e);
+                sum = _mm512_add_ps(sum, e);
+            }
+            1.0 / _mm512_reduce_add_ps(sum)
+        }
+    }
+
+    /// `int8_bert`'s `exp` (x ≤ 0) on 16 lanes, with fused multiply-adds.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn exp512(x: __m512) -> __m512 {
+        const MAGIC: f32 = 12_582_912.0;
+        let x = _mm512_max_ps(x, _mm512_set1_ps(-87.0));
+        let t = _mm512_fmadd_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E), _mm512_set1_ps(MAGIC));
+        let n = _mm512_sub_ps(t, _mm512_set1_ps(MAGIC));
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
+        let r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.121_944_4e-4), r);
+        let mut p = _mm512_set1_ps(1.987_569_1e-4);
+        for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5e-1] {
+            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+        }
+        let e = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0));
+        let bits = _mm512_slli_epi32::<23>(_mm512_sub_epi32(
+            _mm512_castps_si512(t),
+            _mm512_set1_epi32((MAGIC.to_bits() - 127) as i32),
+        ));
+        _mm512_mul_ps(e, _mm512_castsi512_ps(bits))
     }
 
     /// [`super::quantize_row`] with AVX2: 8 lanes of min/max, then
@@ -644,65 +819,202 @@ mod x86 {
         (scale, zero as i32)
     }
 
+    /// Where a tile's results go: raw i32 sums (`NR` per row) for the
+    /// caller's epilogue, or straight through the fused epilogue.
+    #[derive(Clone, Copy)]
+    enum Sink<'a> {
+        Acc(*mut i32),
+        Out(&'a Epi),
+    }
+
+    /// What the fused epilogue needs for the rows of one task and one whole
+    /// panel: `y = xs·ws·(acc − xz·cs) + bias`, then GELU or `+ res`, stored
+    /// at `out` (row stride `ldo`). Pointers are to row 0 of the task and
+    /// channel 0 of the panel.
+    #[derive(Clone, Copy)]
+    pub(super) struct Epi {
+        pub xs: *const f32,
+        pub xz: *const i32,
+        pub ws: *const f32,
+        pub bias: *const f32,
+        pub cs: *const i32,
+        pub gelu: bool,
+        /// Null without a residual.
+        pub res: *const f32,
+        pub out: *mut f32,
+        pub ldo: usize,
+    }
+
+    impl Epi {
+        /// The same, from row `r` of the task on.
+        ///
+        /// # Safety
+        /// Row `r` must be one of the task's rows.
+        unsafe fn rows_from(&self, r: usize) -> Epi {
+            // SAFETY: row `r` is inside the rows the pointers cover.
+            unsafe {
+                Epi {
+                    xs: self.xs.add(r),
+                    xz: self.xz.add(r),
+                    res: if self.res.is_null() { self.res } else { self.res.add(r * self.ldo) },
+                    out: self.out.add(r * self.ldo),
+                    ..*self
+                }
+            }
+        }
+    }
+
+    /// `rows` activation rows (`a`: whole groups of `kernel.rows()` rows,
+    /// `stride` bytes a row) times one whole weight panel `b`, through the
+    /// fused epilogue `e`, tile by tile.
+    ///
     /// # Safety
-    /// The CPU must have AVX-512F/BW/VNNI; `a` must hold `rows ≤ 8` rows of
-    /// `stride ≥ 4·k4` bytes and `b` at least `k4·NR·4` bytes.
+    /// `kernel` must run on this CPU and not be the portable one; `a` must
+    /// hold `rows` rows rounded up to whole groups, `stride ≥ 4·k4`, `b` one
+    /// panel of `k4·NR·4` bytes, and `e`'s pointers must cover `rows` rows and
+    /// `NR` channels.
+    pub(super) unsafe fn fused(kernel: Kernel, a: &[u8], stride: usize, rows: usize, b: &[i8], k4: usize, e: &Epi) {
+        debug_assert!(a.len() >= rows.next_multiple_of(kernel.rows()) * stride && b.len() >= k4 * NR * 4);
+        let mr = kernel.rows();
+        let mut r0 = 0;
+        while r0 < rows {
+            let n = mr.min(rows - r0);
+            // SAFETY: rows r0..r0+n are the task's, so the offsets stay inside
+            // `a` and `e`'s extents; the kernel's instructions are present.
+            unsafe {
+                let (ap, sink) = (a.as_ptr().add(r0 * stride), e.rows_from(r0));
+                let sink = Sink::Out(&sink);
+                match kernel {
+                    Kernel::Avx512Vnni => by_rows!(tile512, n, [1 2 3 4 5 6 7 8], (ap, b.as_ptr(), k4, sink)),
+                    Kernel::AvxVnni => by_rows!(tile_vnni256, n, [1 2 3], (ap, b.as_ptr(), k4, sink)),
+                    Kernel::Avx2 => by_rows!(tile_avx2, n, [1 2], (ap, b.as_ptr(), k4, sink)),
+                    Kernel::Portable => unreachable!("the portable kernel has no fused tile"),
+                }
+            }
+            r0 += n;
+        }
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512F/BW/VNNI; `a` must hold one group of 8 rows
+    /// (`k4·8·4` bytes, of which `rows` are used) and `b` at least `k4·NR·4` bytes.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn avx512vnni(
-        a: &[u8],
-        stride: usize,
-        rows: usize,
-        b: &[i8],
-        k4: usize,
-        acc: &mut [i32; 8 * NR],
-    ) {
-        debug_assert!(a.len() >= (rows - 1) * stride + 4 * k4 && b.len() >= k4 * NR * 4);
+    pub(super) unsafe fn avx512vnni(a: &[u8], rows: usize, b: &[i8], k4: usize, acc: &mut [i32; 8 * NR]) {
+        debug_assert!(a.len() >= k4 * 8 * 4 && b.len() >= k4 * NR * 4);
+        let sink = Sink::Acc(acc.as_mut_ptr());
         // SAFETY: forwarded from this function's contract.
-        unsafe { by_rows!(tile512, rows, [1 2 3 4 5 6 7 8], (a.as_ptr(), stride, b.as_ptr(), k4, acc.as_mut_ptr())) }
+        unsafe { by_rows!(tile512, rows, [1 2 3 4 5 6 7 8], (a.as_ptr(), b.as_ptr(), k4, sink)) }
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn tile512<const R: usize>(a: *const u8, stride: usize, b: *const i8, k4: usize, out: *mut i32) {
+    unsafe fn tile512<const R: usize>(a: *const u8, b: *const i8, k4: usize, sink: Sink<'_>) {
+        const G: usize = Kernel::Avx512Vnni.rows();
         let mut acc = [[_mm512_setzero_si512(); 2]; R];
         for s in 0..k4 {
-            // SAFETY (all reads): `s < k4` and `r < R = rows` stay inside the
+            // SAFETY (all reads): `s < k4` and `r < R ≤ G` stay inside the
             // extents the caller guarantees.
             let b0 = unsafe { _mm512_loadu_si512(b.add(s * NR * 4).cast()) };
             let b1 = unsafe { _mm512_loadu_si512(b.add(s * NR * 4 + 64).cast()) };
+            let step = unsafe { a.add(s * G * 4) };
             for (r, acc) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_epi32(unsafe { a.add(r * stride + s * 4).cast::<i32>().read_unaligned() });
+                let av = _mm512_set1_epi32(unsafe { step.add(r * 4).cast::<i32>().read_unaligned() });
                 acc[0] = _mm512_dpbusd_epi32(acc[0], av, b0);
                 acc[1] = _mm512_dpbusd_epi32(acc[1], av, b1);
             }
         }
-        for (r, acc) in acc.iter().enumerate() {
-            // SAFETY: `out` has room for 8 rows of NR.
-            unsafe {
-                _mm512_storeu_si512(out.add(r * NR).cast(), acc[0]);
-                _mm512_storeu_si512(out.add(r * NR + 16).cast(), acc[1]);
+        match sink {
+            Sink::Acc(out) => {
+                for (r, acc) in acc.iter().enumerate() {
+                    // SAFETY: `out` has room for 8 rows of NR.
+                    unsafe {
+                        _mm512_storeu_si512(out.add(r * NR).cast(), acc[0]);
+                        _mm512_storeu_si512(out.add(r * NR + 16).cast(), acc[1]);
+                    }
+                }
+            }
+            // SAFETY: `e` covers these R rows (the caller's contract).
+            Sink::Out(e) => unsafe { epilogue512(&acc, e) },
+        }
+    }
+
+    /// The fused epilogue on a tile's accumulators, 16 channels a register.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; `e` must cover `R` rows.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    unsafe fn epilogue512<const R: usize>(acc: &[[__m512i; 2]; R], e: &Epi) {
+        // SAFETY (all reads and writes): `e`'s pointers cover R rows of the
+        // task and the panel's NR = 2·16 channels.
+        unsafe {
+            let ws = [_mm512_loadu_ps(e.ws), _mm512_loadu_ps(e.ws.add(16))];
+            let bias = [_mm512_loadu_ps(e.bias), _mm512_loadu_ps(e.bias.add(16))];
+            let cs = [_mm512_loadu_si512(e.cs.cast()), _mm512_loadu_si512(e.cs.add(16).cast())];
+            for (r, acc) in acc.iter().enumerate() {
+                let xs = _mm512_set1_ps(*e.xs.add(r));
+                let xz = _mm512_set1_epi32(*e.xz.add(r));
+                for j in 0..2 {
+                    let dot = _mm512_sub_epi32(acc[j], _mm512_mullo_epi32(xz, cs[j]));
+                    let mut y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(xs, ws[j]), bias[j]);
+                    if e.gelu {
+                        y = gelu512(y);
+                    }
+                    let at = r * e.ldo + j * 16;
+                    if !e.res.is_null() {
+                        y = _mm512_add_ps(y, _mm512_loadu_ps(e.res.add(at)));
+                    }
+                    _mm512_storeu_ps(e.out.add(at), y);
+                }
             }
         }
     }
 
+    /// [`super::gelu_erf`] on 16 lanes; the division is a 14-bit reciprocal
+    /// and one Newton step (relative error about 1e-8), a quarter of the
+    /// cost of `vdivps`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn gelu512(x: __m512) -> __m512 {
+        let z = _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+        let z = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(-4.0)), _mm512_set1_ps(4.0));
+        let z2 = _mm512_mul_ps(z, z);
+        let mut p = _mm512_set1_ps(ERF_P[0]);
+        for c in &ERF_P[1..] {
+            p = _mm512_fmadd_ps(p, z2, _mm512_set1_ps(*c));
+        }
+        let mut q = _mm512_set1_ps(ERF_Q[0]);
+        for c in &ERF_Q[1..] {
+            q = _mm512_fmadd_ps(q, z2, _mm512_set1_ps(*c));
+        }
+        let r = _mm512_rcp14_ps(q);
+        let r = _mm512_mul_ps(r, _mm512_fnmadd_ps(q, r, _mm512_set1_ps(2.0)));
+        let erf = _mm512_mul_ps(_mm512_mul_ps(z, p), r);
+        let erf = _mm512_min_ps(_mm512_max_ps(erf, _mm512_set1_ps(-1.0)), _mm512_set1_ps(1.0));
+        let half = _mm512_mul_ps(x, _mm512_set1_ps(0.5));
+        _mm512_fmadd_ps(half, erf, half)
+    }
+
     /// # Safety
-    /// The CPU must have AVX2 and AVX-VNNI; otherwise as [`avx512vnni`] (`rows ≤ 3`).
-    #[target_feature(enable = "avx2,avxvnni")]
-    pub(super) unsafe fn avxvnni(a: &[u8], stride: usize, rows: usize, b: &[i8], k4: usize, acc: &mut [i32; 8 * NR]) {
-        debug_assert!(rows <= 3 && a.len() >= (rows - 1) * stride + 4 * k4 && b.len() >= k4 * NR * 4);
+    /// The CPU must have AVX2, FMA and AVX-VNNI; otherwise as [`avx512vnni`] (`rows ≤ 3`).
+    #[target_feature(enable = "avx2,fma,avxvnni")]
+    pub(super) unsafe fn avxvnni(a: &[u8], rows: usize, b: &[i8], k4: usize, acc: &mut [i32; 8 * NR]) {
+        debug_assert!(rows <= 3 && a.len() >= k4 * 3 * 4 && b.len() >= k4 * NR * 4);
+        let sink = Sink::Acc(acc.as_mut_ptr());
         // SAFETY: forwarded from this function's contract.
-        unsafe { by_rows!(tile_vnni256, rows, [1 2 3], (a.as_ptr(), stride, b.as_ptr(), k4, acc.as_mut_ptr())) }
+        unsafe { by_rows!(tile_vnni256, rows, [1 2 3], (a.as_ptr(), b.as_ptr(), k4, sink)) }
     }
 
     // Indices, not iterators: the (row, register) grid of accumulators reads as one.
     #[allow(clippy::needless_range_loop)]
-    #[target_feature(enable = "avx2,avxvnni")]
-    unsafe fn tile_vnni256<const R: usize>(a: *const u8, stride: usize, b: *const i8, k4: usize, out: *mut i32) {
+    #[target_feature(enable = "avx2,fma,avxvnni")]
+    unsafe fn tile_vnni256<const R: usize>(a: *const u8, b: *const i8, k4: usize, sink: Sink<'_>) {
+        const G: usize = Kernel::AvxVnni.rows();
         let mut acc = [[_mm256_setzero_si256(); 4]; R];
         for s in 0..k4 {
             let mut av = [_mm256_setzero_si256(); R];
             for (r, av) in av.iter_mut().enumerate() {
                 // SAFETY: inside the caller's extents (see `avx512vnni`).
-                *av = _mm256_set1_epi32(unsafe { a.add(r * stride + s * 4).cast::<i32>().read_unaligned() });
+                *av = _mm256_set1_epi32(unsafe { a.add((s * G + r) * 4).cast::<i32>().read_unaligned() });
             }
             for j in 0..4 {
                 // SAFETY: inside the caller's extents.
@@ -712,30 +1024,33 @@ mod x86 {
                 }
             }
         }
-        store256(&acc, out);
+        // SAFETY: the sink covers these R rows (the caller's contract).
+        unsafe { sink256(&acc, sink) }
     }
 
     /// # Safety
-    /// The CPU must have AVX2; otherwise as [`avx512vnni`] (`rows ≤ 2`), and
-    /// every weight within ±63 so that `vpmaddubsw` cannot saturate.
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn avx2(a: &[u8], stride: usize, rows: usize, b: &[i8], k4: usize, acc: &mut [i32; 8 * NR]) {
-        debug_assert!(rows <= 2 && a.len() >= (rows - 1) * stride + 4 * k4 && b.len() >= k4 * NR * 4);
+    /// The CPU must have AVX2 and FMA; otherwise as [`avx512vnni`] (`rows ≤ 2`),
+    /// and every weight within ±63 so that `vpmaddubsw` cannot saturate.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn avx2(a: &[u8], rows: usize, b: &[i8], k4: usize, acc: &mut [i32; 8 * NR]) {
+        debug_assert!(rows <= 2 && a.len() >= k4 * 2 * 4 && b.len() >= k4 * NR * 4);
+        let sink = Sink::Acc(acc.as_mut_ptr());
         // SAFETY: forwarded from this function's contract.
-        unsafe { by_rows!(tile_avx2, rows, [1 2], (a.as_ptr(), stride, b.as_ptr(), k4, acc.as_mut_ptr())) }
+        unsafe { by_rows!(tile_avx2, rows, [1 2], (a.as_ptr(), b.as_ptr(), k4, sink)) }
     }
 
     // Indices, not iterators: the (row, register) grid of accumulators reads as one.
     #[allow(clippy::needless_range_loop)]
-    #[target_feature(enable = "avx2")]
-    unsafe fn tile_avx2<const R: usize>(a: *const u8, stride: usize, b: *const i8, k4: usize, out: *mut i32) {
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tile_avx2<const R: usize>(a: *const u8, b: *const i8, k4: usize, sink: Sink<'_>) {
+        const G: usize = Kernel::Avx2.rows();
         let ones = _mm256_set1_epi16(1);
         let mut acc = [[_mm256_setzero_si256(); 4]; R];
         for s in 0..k4 {
             let mut av = [_mm256_setzero_si256(); R];
             for (r, av) in av.iter_mut().enumerate() {
                 // SAFETY: inside the caller's extents (see `avx512vnni`).
-                *av = _mm256_set1_epi32(unsafe { a.add(r * stride + s * 4).cast::<i32>().read_unaligned() });
+                *av = _mm256_set1_epi32(unsafe { a.add((s * G + r) * 4).cast::<i32>().read_unaligned() });
             }
             for j in 0..4 {
                 // SAFETY: inside the caller's extents.
@@ -748,17 +1063,74 @@ mod x86 {
                 }
             }
         }
-        store256(&acc, out);
+        // SAFETY: the sink covers these R rows (the caller's contract).
+        unsafe { sink256(&acc, sink) }
     }
 
-    #[inline(always)]
-    fn store256<const R: usize>(acc: &[[__m256i; 4]; R], out: *mut i32) {
-        for (r, acc) in acc.iter().enumerate() {
-            for (j, v) in acc.iter().enumerate() {
-                // SAFETY: `out` has room for 8 rows of NR = 4 · 8 lanes.
-                unsafe { _mm256_storeu_si256(out.add(r * NR + j * 8).cast(), *v) };
+    /// The 256-bit tiles' results into their sink: stored as i32, or through
+    /// the fused epilogue 8 channels a register.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA; the sink must cover `R` rows.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn sink256<const R: usize>(acc: &[[__m256i; 4]; R], sink: Sink<'_>) {
+        // SAFETY (all reads and writes): an `Acc` sink has room for 8 rows of
+        // NR = 4·8 lanes; an `Out` sink covers R rows and the panel's NR
+        // channels.
+        unsafe {
+            let e = match sink {
+                Sink::Acc(out) => {
+                    for (r, acc) in acc.iter().enumerate() {
+                        for (j, v) in acc.iter().enumerate() {
+                            _mm256_storeu_si256(out.add(r * NR + j * 8).cast(), *v);
+                        }
+                    }
+                    return;
+                }
+                Sink::Out(e) => e,
+            };
+            for j in 0..4 {
+                let ws = _mm256_loadu_ps(e.ws.add(j * 8));
+                let bias = _mm256_loadu_ps(e.bias.add(j * 8));
+                let cs = _mm256_loadu_si256(e.cs.add(j * 8).cast());
+                for (r, acc) in acc.iter().enumerate() {
+                    let xz = _mm256_set1_epi32(*e.xz.add(r));
+                    let dot = _mm256_sub_epi32(acc[j], _mm256_mullo_epi32(xz, cs));
+                    let scale = _mm256_mul_ps(_mm256_set1_ps(*e.xs.add(r)), ws);
+                    let mut y = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, bias);
+                    if e.gelu {
+                        y = gelu256(y);
+                    }
+                    let at = r * e.ldo + j * 8;
+                    if !e.res.is_null() {
+                        y = _mm256_add_ps(y, _mm256_loadu_ps(e.res.add(at)));
+                    }
+                    _mm256_storeu_ps(e.out.add(at), y);
+                }
             }
         }
+    }
+
+    /// [`super::gelu_erf`] on 8 lanes.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn gelu256(x: __m256) -> __m256 {
+        let z = _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+        let z = _mm256_min_ps(_mm256_max_ps(z, _mm256_set1_ps(-4.0)), _mm256_set1_ps(4.0));
+        let z2 = _mm256_mul_ps(z, z);
+        let mut p = _mm256_set1_ps(ERF_P[0]);
+        for c in &ERF_P[1..] {
+            p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(*c));
+        }
+        let mut q = _mm256_set1_ps(ERF_Q[0]);
+        for c in &ERF_Q[1..] {
+            q = _mm256_fmadd_ps(q, z2, _mm256_set1_ps(*c));
+        }
+        let erf = _mm256_div_ps(_mm256_mul_ps(z, p), q);
+        let erf = _mm256_min_ps(_mm256_max_ps(erf, _mm256_set1_ps(-1.0)), _mm256_set1_ps(1.0));
+        let half = _mm256_mul_ps(x, _mm256_set1_ps(0.5));
+        _mm256_fmadd_ps(half, erf, half)
     }
 }
 
@@ -768,26 +1140,21 @@ fn gelu_erf(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
+/// erf's rational approximation: numerator and denominator coefficients in
+/// x², highest power first (Eigen's `generic_fast_erf_float`).
+const ERF_P: [f32; 7] =
+    [-2.726_142_3e-10, 2.770_681_4e-8, -2.101_024e-6, -5.692_506_4e-5, -7.349_906_3e-4, -2.954_6e-3, -1.609_603_3e-2];
+const ERF_Q: [f32; 5] = [-1.456_607_2e-5, -2.133_740_6e-4, -1.682_827e-3, -7.373_329e-3, -1.426_474e-2];
+
 /// erf as a rational function of x on [-4, 4] (saturated outside), branch-free
 /// so that loops over it vectorise (plain multiply-adds, not `mul_add`,
-/// which is a libm call on a build without FMA); error under 1e-6 (Eigen's
-/// `generic_fast_erf_float` coefficients).
+/// which is a libm call on a build without FMA); error under 1e-6.
 #[inline(always)]
 fn erf(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
-    let mut p = -2.726_142_3e-10_f32;
-    p = p * x2 + 2.770_681_4e-8;
-    p = p * x2 - 2.101_024e-6;
-    p = p * x2 - 5.692_506_4e-5;
-    p = p * x2 - 7.349_906_3e-4;
-    p = p * x2 - 2.954_6e-3;
-    p = p * x2 - 1.609_603_3e-2;
-    let mut q = -1.456_607_2e-5_f32;
-    q = q * x2 - 2.133_740_6e-4;
-    q = q * x2 - 1.682_827e-3;
-    q = q * x2 - 7.373_329e-3;
-    q = q * x2 - 1.426_474e-2;
+    let p = ERF_P[1..].iter().fold(ERF_P[0], |p, &c| p * x2 + c);
+    let q = ERF_Q[1..].iter().fold(ERF_Q[0], |q, &c| q * x2 + c);
     // The rational function overshoots ±1 by an ulp or two near the clamp.
     (x * p / q).clamp(-1.0, 1.0)
 }
@@ -827,7 +1194,7 @@ mod tests {
                 let mut dot = 0i64;
                 for i in 0..k {
                     let w = layer.data[(c / NR) * NR * layer.kp + (i / 4) * NR * 4 + (c % NR) * 4 + i % 4];
-                    dot += (x.data[r * x.stride + i] as i64 - x.zero[r] as i64) * w as i64;
+                    dot += (x.byte(r, i) as i64 - x.zero[r] as i64) * w as i64;
                 }
                 let mut v = x.scale[r] * layer.scale[c] * dot as f32 + layer.bias[c];
                 match epilogue {
@@ -919,26 +1286,30 @@ mod tests {
     #[test]
     fn attention_products_agree_on_every_path() {
         let mut rng = Rng(5);
-        let (hd, len, stride) = (64, 45usize, 3 * 64 + 5);
-        let lp = len.next_multiple_of(AB);
-        let q: Vec<f32> = (0..QB * hd).map(|_| rng.uniform()).collect();
-        let mut kt: Vec<f32> = (0..hd * lp).map(|_| rng.uniform()).collect();
-        kt.chunks_exact_mut(lp).for_each(|r| r[len..].fill(0.0));
-        let p: Vec<f32> = (0..QB * lp).map(|_| rng.uniform().abs()).collect();
-        let v: Vec<f32> = (0..(len - 1) * stride + hd).map(|_| rng.uniform()).collect();
-        for kernel in kernels() {
-            let mut scores = vec![f32::NAN; QB * lp];
-            attention_scores(kernel, &q, &kt, hd, lp, &mut scores);
-            let mut out = vec![f32::NAN; QB * hd];
-            attention_values(kernel, &p, lp, len, &v, stride, hd, &mut out);
-            for r in 0..QB {
-                for j in 0..lp {
-                    let want: f32 = (0..hd).map(|d| q[r * hd + d] * kt[d * lp + j]).sum();
-                    assert!((scores[r * lp + j] - want).abs() < 1e-4, "{} score {r},{j}", kernel.name());
-                }
-                for c in 0..hd {
-                    let want: f32 = (0..len).map(|j| p[r * lp + j] * v[j * stride + c]).sum();
-                    assert!((out[r * hd + c] - want).abs() < 1e-4, "{} value {r},{c}", kernel.name());
+        // 45 tokens pad to 64 keys (whole 64-column blocks); 70 pad to 96
+        // (a 32-column block left over).
+        for len in [45usize, 70] {
+            let (hd, stride) = (64, 3 * 64 + 5);
+            let lp = len.next_multiple_of(AB);
+            let q: Vec<f32> = (0..QB * hd).map(|_| rng.uniform()).collect();
+            let mut kt: Vec<f32> = (0..hd * lp).map(|_| rng.uniform()).collect();
+            kt.chunks_exact_mut(lp).for_each(|r| r[len..].fill(0.0));
+            let p: Vec<f32> = (0..QB * lp).map(|_| rng.uniform().abs()).collect();
+            let v: Vec<f32> = (0..(len - 1) * stride + hd).map(|_| rng.uniform()).collect();
+            for kernel in kernels() {
+                let mut scores = vec![f32::NAN; QB * lp];
+                attention_scores(kernel, &q, &kt, hd, lp, &mut scores);
+                let mut out = vec![f32::NAN; QB * hd];
+                attention_values(kernel, &p, lp, len, &v, stride, hd, &mut out);
+                for r in 0..QB {
+                    for j in 0..lp {
+                        let want: f32 = (0..hd).map(|d| q[r * hd + d] * kt[d * lp + j]).sum();
+                        assert!((scores[r * lp + j] - want).abs() < 1e-4, "{} score {r},{j}", kernel.name());
+                    }
+                    for c in 0..hd {
+                        let want: f32 = (0..len).map(|j| p[r * lp + j] * v[j * stride + c]).sum();
+                        assert!((out[r * hd + c] - want).abs() < 1e-4, "{} value {r},{c}", kernel.name());
+                    }
                 }
             }
         }
@@ -954,10 +1325,10 @@ mod tests {
             b.quantize(&x, k, Kernel::Portable);
             assert_eq!((&a.scale, &a.zero), (&b.scale, &b.zero), "k = {k}");
             // An fma against a multiply and an add may round a tie differently.
-            assert!(a.data.iter().zip(&b.data).all(|(p, q)| p.abs_diff(*q) <= 1), "k = {k}");
             for (r, row) in x.chunks(k).enumerate() {
                 for (i, &v) in row.iter().enumerate() {
-                    let back = b.scale[r] * (b.data[r * b.stride + i] as i32 - b.zero[r]) as f32;
+                    assert!(a.byte(r, i).abs_diff(b.byte(r, i)) <= 1, "k = {k}");
+                    let back = b.scale[r] * (b.byte(r, i) as i32 - b.zero[r]) as f32;
                     assert!((back - v).abs() <= b.scale[r] * 0.5001, "k = {k}: {v} came back as {back}");
                 }
             }

@@ -8,7 +8,9 @@ use rayon::prelude::*;
 use crate::bert::{merged_weight, position_and_type, LayerNorm, QuantizedEmbedding};
 use crate::blob::{BertConfig, Blob};
 use crate::delta::Delta;
-use crate::int8::{attention_scores, attention_values, Epilogue, Kernel, PackedLinear, QuantizedRows, AB, QB};
+use crate::int8::{
+    attention_scores, attention_values, softmax_numerator, Epilogue, Kernel, PackedLinear, QuantizedRows, AB, QB,
+};
 use crate::EncoderError;
 
 struct Norm {
@@ -211,25 +213,30 @@ fn head_attention(kernel: Kernel, qkv: &[f32], start: usize, len: usize, col: us
             q[r * hd..(r + 1) * hd].copy_from_slice(row(i0 + r, 0));
         }
         attention_scores(kernel, &q, &kt, hd, lp, &mut scores);
-        for r in 0..QB {
+        let mut inv = [0f32; QB];
+        for (r, inv) in inv.iter_mut().enumerate().take(rows) {
             let s = &mut scores[r * lp..(r + 1) * lp];
             // Padding keys get no weight; rows past the text are computed
             // (the block is whole) and dropped.
             s[len..].fill(0.0);
-            if r < rows {
-                kernel.run(|| softmax(&mut s[..len]));
-            }
+            let s = &mut s[..len];
+            *inv = softmax_numerator(kernel, s).unwrap_or_else(|| kernel.run(|| exp_minus_max(s)));
         }
         attention_values(kernel, &scores, lp, len, values, w, hd, &mut block);
-        out[i0 * hd..(i0 + rows) * hd].copy_from_slice(&block[..rows * hd]);
+        // The softmax's division, on hd outputs per row instead of len scores.
+        for (r, inv) in inv.iter().enumerate().take(rows) {
+            let dst = &mut out[(i0 + r) * hd..(i0 + r + 1) * hd];
+            dst.iter_mut().zip(&block[r * hd..(r + 1) * hd]).for_each(|(o, b)| *o = b * inv);
+        }
     }
     out
 }
 
-/// Softmax in place. Maximum and sum run over 8 lanes so that they
-/// vectorise (a plain fold is one long dependency chain in f32).
+/// Softmax's numerator in place, `e^(x − max)`, returning 1 / its sum: the
+/// portable form of `int8::softmax_numerator`. Maximum and sum run over 8
+/// lanes so that they vectorise (a plain fold is one long dependency chain).
 #[inline(always)]
-fn softmax(x: &mut [f32]) {
+fn exp_minus_max(x: &mut [f32]) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; 8];
     let mut chunks = x.chunks_exact(8);
     for c in &mut chunks {
@@ -242,8 +249,7 @@ fn softmax(x: &mut [f32]) {
     for c in &mut chunks {
         sums.iter_mut().zip(c).for_each(|(s, &v)| *s += v);
     }
-    let inv = 1.0 / (chunks.remainder().iter().sum::<f32>() + sums.iter().sum::<f32>());
-    x.iter_mut().for_each(|v| *v *= inv);
+    1.0 / (chunks.remainder().iter().sum::<f32>() + sums.iter().sum::<f32>())
 }
 
 /// e^x for x ≤ 0 (softmax after subtracting the maximum): 2^n · p(r) with a
@@ -283,12 +289,25 @@ mod tests {
 
     #[test]
     fn softmax_sums_to_one_and_keeps_order() {
+        for kernel in Kernel::ALL.into_iter().filter(|k| k.supported()) {
+            // Lengths around the 8- and 16-lane blocks, tails included.
+            for len in [1usize, 5, 8, 15, 16, 17, 45, 512] {
+                let x: Vec<f32> = (0..len).map(|i| ((i * 37) % 23) as f32 * 0.7 - 8.0).collect();
+                let mut got = x.clone();
+                let inv = softmax_numerator(kernel, &mut got).unwrap_or_else(|| kernel.run(|| exp_minus_max(&mut got)));
+                got.iter_mut().for_each(|v| *v *= inv);
+                let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                let total: f64 = x.iter().map(|&v| ((v - max) as f64).exp()).sum();
+                for (i, (&g, &v)) in got.iter().zip(&x).enumerate() {
+                    let want = ((v - max) as f64).exp() / total;
+                    assert!((g as f64 - want).abs() < 1e-6, "{} len {len} [{i}]: {g} vs {want}", kernel.name());
+                }
+                assert!((got.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{} len {len}", kernel.name());
+            }
+        }
         let mut x = vec![3.0, -1.0, 0.5, 3.0, -200.0];
-        softmax(&mut x);
-        assert!((x.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        let inv = exp_minus_max(&mut x);
+        x.iter_mut().for_each(|v| *v *= inv);
         assert!(x[0] == x[3] && x[0] > x[2] && x[2] > x[1] && x[1] > x[4]);
-        let e: Vec<f32> = [3f32, -1.0, 0.5].iter().map(|v| (v - 3.0).exp()).collect();
-        let total = 2.0 * e[0] + e[1] + e[2];
-        assert!((x[1] - e[1] / total).abs() < 1e-6);
     }
 }
