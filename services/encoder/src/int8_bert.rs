@@ -208,21 +208,19 @@ fn head_attention(kernel: Kernel, qkv: &[f32], start: usize, len: usize, col: us
     let mut block = vec![0f32; QB * hd];
     for i0 in (0..len).step_by(QB) {
         let rows = QB.min(len - i0);
-        q.fill(0.0);
         for r in 0..rows {
             q[r * hd..(r + 1) * hd].copy_from_slice(row(i0 + r, 0));
         }
-        attention_scores(kernel, &q, &kt, hd, lp, &mut scores);
+        attention_scores(kernel, &q, &kt, hd, lp, rows, &mut scores);
         let mut inv = [0f32; QB];
         for (r, inv) in inv.iter_mut().enumerate().take(rows) {
             let s = &mut scores[r * lp..(r + 1) * lp];
-            // Padding keys get no weight; rows past the text are computed
-            // (the block is whole) and dropped.
+            // Padding keys get no weight.
             s[len..].fill(0.0);
             let s = &mut s[..len];
             *inv = softmax_numerator(kernel, s).unwrap_or_else(|| kernel.run(|| exp_minus_max(s)));
         }
-        attention_values(kernel, &scores, lp, len, values, w, hd, &mut block);
+        attention_values(kernel, &scores, lp, len, values, w, hd, rows, &mut block);
         // The softmax's division, on hd outputs per row instead of len scores.
         for (r, inv) in inv.iter().enumerate().take(rows) {
             let dst = &mut out[(i0 + r) * hd..(i0 + r + 1) * hd];
