@@ -34,7 +34,11 @@ fn measure(threads: usize) {
         (110, 384, 1536, "fo"),
     ];
     // `TRIAGE_INT8_KERNEL=avx2` (say) measures that kernel alone.
-    let only = std::env::var(triage_encoder::int8::KERNEL_ENV).ok();
+    let only =
+        std::env::var(triage_encoder::int8::KERNEL_ENV).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    if let Some(name) = only.as_deref().filter(|n| !Kernel::ALL.iter().any(|k| k.name() == *n && k.supported())) {
+        eprintln!("{}={name}: not a kernel this CPU runs; nothing measured", triage_encoder::int8::KERNEL_ENV);
+    }
     let chosen = |k: &Kernel| only.as_deref().is_none_or(|name| name == k.name());
     for kernel in Kernel::ALL.into_iter().filter(|k| k.supported() && chosen(k)) {
         // Best of five: the machine is shared.

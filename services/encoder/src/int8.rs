@@ -29,6 +29,16 @@ const MAX_ROWS: usize = 12;
 /// Rows per parallel task: the quantized activations of one task stay in L2
 /// while the task walks its weight panels.
 const MC: usize = 96;
+// A task's rows start a row group (`QuantizedRows`), and the tiles read whole
+// groups from there without bounds checks: MC must be a multiple of every
+// kernel's tile height.
+const _: () = {
+    let mut i = 0;
+    while i < Kernel::ALL.len() {
+        assert!(MC.is_multiple_of(Kernel::ALL[i].rows()) && Kernel::ALL[i].rows() <= MAX_ROWS);
+        i += 1;
+    }
+};
 /// The environment variable that overrides kernel detection.
 pub const KERNEL_ENV: &str = "TRIAGE_INT8_KERNEL";
 
@@ -58,10 +68,13 @@ impl Kernel {
         #[cfg(target_arch = "x86_64")]
         {
             match self {
+                // Everything `x86::with_avx512` enables for the glue, too.
                 Kernel::Avx512Vnni => {
                     is_x86_feature_detected!("avx512f")
                         && is_x86_feature_detected!("avx512bw")
+                        && is_x86_feature_detected!("avx512vl")
                         && is_x86_feature_detected!("avx512vnni")
+                        && is_x86_feature_detected!("fma")
                 }
                 Kernel::AvxVnni => {
                     is_x86_feature_detected!("avx2")
@@ -272,7 +285,12 @@ pub struct PackedLinear {
 impl PackedLinear {
     /// Quantizes `weight` (`n × k`, row-major: PyTorch's `[out, in]`) per output
     /// channel and packs it.
+    ///
+    /// # Panics
+    /// If this CPU cannot run `kernel` (every later `unsafe` call into the
+    /// kernel's code rests on that check).
     pub fn new(kernel: Kernel, weight: &[f32], bias: &[f32], n: usize, k: usize) -> Self {
+        assert!(kernel.supported(), "the {} kernel needs instructions this CPU lacks", kernel.name());
         assert_eq!(weight.len(), n * k, "weight is not {n} × {k}");
         assert_eq!(bias.len(), n, "bias is not {n} long");
         let kp = k.next_multiple_of(4);
@@ -318,7 +336,7 @@ impl PackedLinear {
                 // Whole panels: integer tiles with the epilogue in registers.
                 return self.fused_task(x, m0, m1, p, epilogue, out);
             }
-            let mut acc = [0i32; 12 * NR];
+            let mut acc = [0i32; MAX_ROWS * NR];
             let mr = self.kernel.rows();
             let mut r0 = m0;
             while r0 < m1 {
@@ -706,7 +724,7 @@ mod x86 {
     /// One `R × 32` block of [`rows_product512`] at column `c0`.
     ///
     /// # Safety
-    /// AVX-512F; `c0 + 32 ≤ n`, `R ≤ rows`, and the lengths `rows_product` checks.
+    /// AVX-512F; `c0 + 32 ≤ n`, `R == rows`, and the lengths `rows_product` checks.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     #[inline]
@@ -896,7 +914,8 @@ mod x86 {
     ///
     /// # Safety
     /// `kernel` must run on this CPU and not be the portable one; `a` must
-    /// hold `rows` rows rounded up to whole groups, `stride ≥ 4·k4`, `b` one
+    /// hold `rows` rows rounded up to whole groups, `stride == 4·k4` (the rows'
+    /// padded length), `b` one
     /// panel of `k4·NR·4` bytes, and `e`'s pointers must cover `rows` rows and
     /// `NR` channels.
     pub(super) unsafe fn fused(kernel: Kernel, a: &[u8], stride: usize, rows: usize, b: &[i8], k4: usize, e: &Epi) {
@@ -998,11 +1017,11 @@ mod x86 {
     }
 
     /// [`super::gelu_erf`] on 16 lanes; the division is a 14-bit reciprocal
-    /// and one Newton step (relative error about 1e-8), a quarter of the
+    /// and one Newton step (within an ulp or two of `vdivps`), a quarter of the
     /// cost of `vdivps`.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    fn gelu512(x: __m512) -> __m512 {
+    pub(super) fn gelu512(x: __m512) -> __m512 {
         let z = _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
         let z = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(-4.0)), _mm512_set1_ps(4.0));
         let z2 = _mm512_mul_ps(z, z);
@@ -1143,7 +1162,7 @@ mod x86 {
     /// [`super::gelu_erf`] on 8 lanes.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    fn gelu256(x: __m256) -> __m256 {
+    pub(super) fn gelu256(x: __m256) -> __m256 {
         let z = _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
         let z = _mm256_min_ps(_mm256_max_ps(z, _mm256_set1_ps(-4.0)), _mm256_set1_ps(4.0));
         let z2 = _mm256_mul_ps(z, z);
@@ -1159,6 +1178,31 @@ mod x86 {
         let erf = _mm256_min_ps(_mm256_max_ps(erf, _mm256_set1_ps(-1.0)), _mm256_set1_ps(1.0));
         let half = _mm256_mul_ps(x, _mm256_set1_ps(0.5));
         _mm256_fmadd_ps(half, erf, half)
+    }
+
+    /// [`gelu512`] or [`gelu256`] over `x`, a whole number of registers, for
+    /// the tests.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F (`wide`) or AVX2 and FMA.
+    #[cfg(test)]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn gelu_lanes512(x: &mut [f32]) {
+        for c in x.chunks_exact_mut(16) {
+            // SAFETY: `c` holds 16 floats.
+            unsafe { _mm512_storeu_ps(c.as_mut_ptr(), gelu512(_mm512_loadu_ps(c.as_ptr()))) };
+        }
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[cfg(test)]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn gelu_lanes256(x: &mut [f32]) {
+        for c in x.chunks_exact_mut(8) {
+            // SAFETY: `c` holds 8 floats.
+            unsafe { _mm256_storeu_ps(c.as_mut_ptr(), gelu256(_mm256_loadu_ps(c.as_ptr()))) };
+        }
     }
 }
 
@@ -1277,8 +1321,16 @@ mod tests {
     #[test]
     fn every_kernel_matches_the_reference_on_random_and_edge_shapes() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let mut shapes =
-            vec![(1, 1, 1), (1, 32, 384), (1, 33, 5), (7, 31, 3), (9, 64, 37), (17, 40, 1536), (110, 96, 384)];
+        let mut shapes = vec![
+            (1, 1, 1),
+            (1, 32, 384),
+            (1, 33, 5),
+            (7, 31, 3),
+            (9, 64, 37),
+            (17, 40, 1536),
+            (110, 96, 384),
+            (110, 40, 37),
+        ];
         for _ in 0..12 {
             shapes.push((1 + rng.below(40), 1 + rng.below(100), 1 + rng.below(200)));
         }
@@ -1315,7 +1367,7 @@ mod tests {
     fn attention_products_agree_on_every_path() {
         let mut rng = Rng(5);
         // 45 tokens pad to 64 keys, 70 to 96; every row count of a block.
-        for (len, rows) in [(45usize, QB), (70, 1), (70, 5), (33, QB - 1)] {
+        for (len, rows) in (1..=QB).map(|rows| (if rows % 2 == 0 { 45usize } else { 70 }, rows)) {
             let (hd, stride) = (64, 3 * 64 + 5);
             let lp = len.next_multiple_of(AB);
             let q: Vec<f32> = (0..QB * hd).map(|_| rng.uniform()).collect();
@@ -1386,6 +1438,34 @@ mod tests {
         // TRIAGE_INT8_KERNEL=portable) must be honoured.
         if std::env::var(KERNEL_ENV).is_ok_and(|v| v == "portable") {
             assert_eq!(Kernel::select(), Ok(Kernel::Portable));
+        }
+    }
+
+    #[test]
+    fn simd_gelu_matches_libm_lane_by_lane() {
+        let x: Vec<f32> = (-10_000..10_000).map(|i| i as f32 / 1000.0).collect();
+        let want = |x: f32| 0.5 * x as f64 * (1.0 + candle_core::cpu::erf::erf_f64(x as f64 / 2f64.sqrt()));
+        let mut runs: Vec<(&str, Vec<f32>)> = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if Kernel::Avx512Vnni.supported() {
+                let mut y = x.clone();
+                // SAFETY: AVX-512F, AVX2 and FMA are present (checked above);
+                // 20,000 is a whole number of 16-lane registers.
+                unsafe { x86::gelu_lanes512(&mut y) };
+                runs.push(("gelu512", y));
+            }
+            if Kernel::Avx2.supported() {
+                let mut y = x.clone();
+                // SAFETY: AVX2 and FMA are present; 20,000 is a whole number of 8-lane registers.
+                unsafe { x86::gelu_lanes256(&mut y) };
+                runs.push(("gelu256", y));
+            }
+        }
+        for (name, y) in runs {
+            for (&x, &g) in x.iter().zip(&y) {
+                assert!((g as f64 - want(x)).abs() < 1e-6 * (1.0 + x.abs() as f64), "{name}({x}) = {g} vs {}", want(x));
+            }
         }
     }
 

@@ -214,10 +214,8 @@ fn head_attention(kernel: Kernel, qkv: &[f32], start: usize, len: usize, col: us
         attention_scores(kernel, &q, &kt, hd, lp, rows, &mut scores);
         let mut inv = [0f32; QB];
         for (r, inv) in inv.iter_mut().enumerate().take(rows) {
-            let s = &mut scores[r * lp..(r + 1) * lp];
-            // Padding keys get no weight.
-            s[len..].fill(0.0);
-            let s = &mut s[..len];
+            // Only the text's keys: the value product reads no further.
+            let s = &mut scores[r * lp..r * lp + len];
             *inv = softmax_numerator(kernel, s).unwrap_or_else(|| kernel.run(|| exp_minus_max(s)));
         }
         attention_values(kernel, &scores, lp, len, values, w, hd, rows, &mut block);
@@ -301,6 +299,17 @@ mod tests {
                     assert!((g as f64 - want).abs() < 1e-6, "{} len {len} [{i}]: {g} vs {want}", kernel.name());
                 }
                 assert!((got.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{} len {len}", kernel.name());
+            }
+        }
+        // The numerator alone over exp's whole range, on every path: with a
+        // maximum of 0 it is e^x itself (e^−87 below −87).
+        for kernel in Kernel::ALL.into_iter().filter(|k| k.supported()) {
+            let x: Vec<f32> = (0..=90_000).map(|i| -(i as f32) / 1000.0).collect();
+            let mut got = x.clone();
+            softmax_numerator(kernel, &mut got).unwrap_or_else(|| kernel.run(|| exp_minus_max(&mut got)));
+            for (&x, &g) in x.iter().zip(&got) {
+                let want = x.exp();
+                assert!((g - want).abs() <= 4e-7 * want + 1e-37, "{} e^{x} = {g} vs {want}", kernel.name());
             }
         }
         let mut x = vec![3.0, -1.0, 0.5, 3.0, -200.0];
