@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Chooses the thresholds on the calibration split and writes models/heads/risk.json.
 
-  python3 models/train/calibrate.py [--delta-dir models/delta] [--scores-dir target/finetune]
+  python3 models/train/calibrate.py --version risk-X.Y [--delta-dir models/delta] [--scores-dir target/finetune]
 
 Reads the delta from --delta-dir, and from --scores-dir the heads (heads.json),
 the training log and the calibration split's probabilities (scores-calib.jsonl, written by finetune.py: held-out
@@ -90,7 +90,7 @@ def main():
     ap.add_argument("--delta-dir", default=os.path.join(data.REPO, "models", "delta"))
     ap.add_argument("--scores-dir", default=os.path.join(data.REPO, "target", "finetune"))
     ap.add_argument("--out", default=os.path.join(data.REPO, "models", "heads", "risk.json"))
-    ap.add_argument("--version", default="risk-2.2")
+    ap.add_argument("--version", required=True, help="the version the heads file names, e.g. risk-2.2")
     a = ap.parse_args()
 
     rows = data.read_jsonl(os.path.join(a.scores_dir, "scores-calib.jsonl"))

@@ -23,6 +23,9 @@ LABELS = ["violence", "retaliation", "self_harm", "collective", "livelihood"]
 LEVELS = ["blue", "yellow", "orange", "red"]
 # w8-w12 were written after risk-2.0 and go to train only: the calibration
 # and test writers stay as they were, so figures stay comparable across models.
+# w13-w15 were written for a trial (risk-2.3) that was not shipped (EVALUATION.md,
+# "Trials not shipped"); they stay out of train so that the script reproduces
+# the shipped model.
 WRITERS = {"train": ["w1", "w2", "w3", "w5", "w8", "w9", "w10", "w11", "w12"], "calib": ["w7"], "test": ["w4", "w6"]}
 
 

@@ -269,6 +269,10 @@ def main():
     ap.add_argument("--distill", type=float, default=2.0,
                     help="weight of the term holding each chunk's vector near the base model's (cosine), so search keeps its neighbours")
     a = ap.parse_args()
+    # Checked before the hour of training, not after it.
+    unknown = sorted(set(a.splits.split(",")) - {"calib", "test", "dev"})
+    if unknown:
+        ap.error(f"--splits: unknown split(s) {', '.join(unknown)} (calib, test, dev)")
 
     torch.manual_seed(a.seed)
     rng = random.Random(a.seed)

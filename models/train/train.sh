@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Trains the shipped risk model from the repository's data, on the CPU:
 #
-#   models/train/train.sh
+#   TRIAGE_RISK_VERSION=risk-2.3 models/train/train.sh
 #
 # 1. a pinned Python environment in ~/.cache/triage/train-venv (requirements.txt);
 # 2. finetune.py: LoRA fine-tuning of multilingual-e5-small with the heads,
@@ -16,6 +16,8 @@
 # (TRIAGE_DATA). Extra arguments go to finetune.py (see its --help).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# The version the new heads file names, asked for before the hour of training.
+version="${TRIAGE_RISK_VERSION:?set TRIAGE_RISK_VERSION to the new model version, e.g. risk-2.3}"
 venv="${TRIAGE_TRAIN_VENV:-$HOME/.cache/triage/train-venv}"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
@@ -24,4 +26,4 @@ fi
 model_dir="${TRIAGE_MODEL_DIR:-$HOME/.cache/triage/models/multilingual-e5-small}"
 cargo run --release -q -- model fetch --model-dir "$model_dir" >/dev/null
 "$venv/bin/python" models/train/finetune.py --model-dir "$model_dir" "$@"
-"$venv/bin/python" models/train/calibrate.py
+"$venv/bin/python" models/train/calibrate.py --version "$version"
