@@ -526,6 +526,11 @@ pub(crate) fn softmax_numerator(kernel: Kernel, x: &mut [f32]) -> Option<f32> {
         // SAFETY: that kernel is only chosen on a CPU with AVX-512F.
         return Some(unsafe { x86::softmax_numerator512(x) });
     }
+    #[cfg(target_arch = "x86_64")]
+    if matches!(kernel, Kernel::AvxVnni | Kernel::Avx2) && !x.is_empty() {
+        // SAFETY: those kernels are only chosen on a CPU with AVX2 and FMA.
+        return Some(unsafe { x86::softmax_numerator256(x) });
+    }
     let _ = (kernel, x);
     None
 }
@@ -552,6 +557,12 @@ fn rows_product(
         // SAFETY: that kernel is only chosen on a CPU with AVX-512F; the
         // lengths were checked above.
         return unsafe { x86::rows_product512(a, lda, b, ldb, kk, n, rows, out) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if matches!(kernel, Kernel::AvxVnni | Kernel::Avx2) {
+        // SAFETY: those kernels are only chosen on a CPU with AVX2 and FMA;
+        // the lengths were checked above.
+        return unsafe { x86::rows_product256(a, lda, b, ldb, kk, n, rows, out) };
     }
     // Four rows at a time: 4 × AB accumulators are what 16 ymm registers hold.
     kernel.run(|| {
@@ -761,6 +772,140 @@ mod x86 {
                 _mm512_storeu_ps(o.add(16), acc[1]);
             }
         }
+    }
+
+    /// [`super::rows_product`] on ymm accumulators, for the AVX2 kernels:
+    /// up to 6 rows × 16 columns a block (12 of the 16 ymm registers), so
+    /// that each step of k loads two registers of `b` for up to 12
+    /// multiply-adds; the `QB` rows take two blocks.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA; the slices must have the lengths that
+    /// `rows_product` checks.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn rows_product256(
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        kk: usize,
+        n: usize,
+        rows: usize,
+        out: &mut [f32],
+    ) {
+        for r0 in (0..rows).step_by(6) {
+            let rr = 6.min(rows - r0);
+            let (a, out) = (&a[r0 * lda..], &mut out[r0 * n..]);
+            for c0 in (0..n).step_by(16) {
+                // SAFETY: c0 + 16 ≤ n (n is a multiple of 32); rows r0..r0+rr
+                // of `a` and `out` are inside the lengths `rows_product` checked.
+                unsafe { by_rows!(block256, rr, [1 2 3 4 5 6], (a, lda, b, ldb, kk, n, c0, out)) }
+            }
+        }
+    }
+
+    /// One `R × 16` block of [`rows_product256`] at column `c0`.
+    ///
+    /// # Safety
+    /// AVX2 and FMA; `c0 + 16 ≤ n`, `a` holds `R` rows (`(R − 1)·lda + kk`),
+    /// `out` `R` rows of `n`, and `b` the lengths `rows_product` checks.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn block256<const R: usize>(
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        kk: usize,
+        n: usize,
+        c0: usize,
+        out: &mut [f32],
+    ) {
+        debug_assert!(a.len() >= (R - 1) * lda + kk && out.len() >= (R - 1) * n + c0 + 16);
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for k in 0..kk {
+            // SAFETY: `k·ldb + c0 + 16 ≤ (kk − 1)·ldb + n ≤ b.len()`.
+            let (b0, b1) = unsafe {
+                let bk = b.as_ptr().add(k * ldb + c0);
+                (_mm256_loadu_ps(bk), _mm256_loadu_ps(bk.add(8)))
+            };
+            for (r, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: `r·lda + k < (R − 1)·lda + kk ≤ a.len()`.
+                let ar = _mm256_set1_ps(unsafe { *a.get_unchecked(r * lda + k) });
+                acc[0] = _mm256_fmadd_ps(ar, b0, acc[0]);
+                acc[1] = _mm256_fmadd_ps(ar, b1, acc[1]);
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            // SAFETY: `r·n + c0 + 16 ≤ (R − 1)·n + c0 + 16 ≤ out.len()`.
+            unsafe {
+                let o = out.as_mut_ptr().add(r * n + c0);
+                _mm256_storeu_ps(o, acc[0]);
+                _mm256_storeu_ps(o.add(8), acc[1]);
+            }
+        }
+    }
+
+    /// [`softmax_numerator512`] on 8 lanes, for the AVX2 kernels; the last
+    /// `len % 8` scores go through a padded register (no masked loads in AVX2).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn softmax_numerator256(x: &mut [f32]) -> f32 {
+        let body = x.len() / 8 * 8;
+        let (head, tail) = x.split_at_mut(body);
+        let mut last = [f32::NEG_INFINITY; 8];
+        last[..tail.len()].copy_from_slice(tail);
+        // SAFETY (all loads and stores): `i + 8 ≤ body`, and `last` holds 8.
+        unsafe {
+            let p = head.as_mut_ptr();
+            let mut m = _mm256_loadu_ps(last.as_ptr());
+            for i in (0..body).step_by(8) {
+                m = _mm256_max_ps(m, _mm256_loadu_ps(p.add(i)));
+            }
+            let mut lanes = [0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), m);
+            let max = _mm256_set1_ps(lanes.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)));
+            let mut sum = _mm256_setzero_ps();
+            for i in (0..body).step_by(8) {
+                let e = exp256(_mm256_sub_ps(_mm256_loadu_ps(p.add(i)), max));
+                _mm256_storeu_ps(p.add(i), e);
+                sum = _mm256_add_ps(sum, e);
+            }
+            _mm256_storeu_ps(lanes.as_mut_ptr(), sum);
+            let mut total: f32 = lanes.iter().sum();
+            if !tail.is_empty() {
+                _mm256_storeu_ps(last.as_mut_ptr(), exp256(_mm256_sub_ps(_mm256_loadu_ps(last.as_ptr()), max)));
+                tail.copy_from_slice(&last[..tail.len()]);
+                total += tail.iter().sum::<f32>();
+            }
+            1.0 / total
+        }
+    }
+
+    /// [`exp512`] on 8 lanes.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn exp256(x: __m256) -> __m256 {
+        const MAGIC: f32 = 12_582_912.0;
+        let x = _mm256_max_ps(x, _mm256_set1_ps(-87.0));
+        let t = _mm256_fmadd_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E), _mm256_set1_ps(MAGIC));
+        let n = _mm256_sub_ps(t, _mm256_set1_ps(MAGIC));
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
+        let r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.121_944_4e-4), r);
+        let mut p = _mm256_set1_ps(1.987_569_1e-4);
+        for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5e-1] {
+            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+        }
+        let e = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0));
+        let bits = _mm256_slli_epi32::<23>(_mm256_sub_epi32(
+            _mm256_castps_si256(t),
+            _mm256_set1_epi32((MAGIC.to_bits() - 127) as i32),
+        ));
+        _mm256_mul_ps(e, _mm256_castsi256_ps(bits))
     }
 
     /// Softmax's numerator in place, `e^(x − max)`, on 16 lanes; returns
