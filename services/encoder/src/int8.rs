@@ -68,7 +68,8 @@ impl Kernel {
         #[cfg(target_arch = "x86_64")]
         {
             match self {
-                // Everything `x86::with_avx512` enables for the glue, too.
+                // VL and FMA too, which every AVX-512 VNNI CPU has: the tests
+                // run the 256-bit helpers under this check.
                 Kernel::Avx512Vnni => {
                     is_x86_feature_detected!("avx512f")
                         && is_x86_feature_detected!("avx512bw")
@@ -109,25 +110,6 @@ impl Kernel {
                     Err(format!("{KERNEL_ENV}={name}: this CPU lacks the instructions"))
                 }
             }
-        }
-    }
-
-    /// Runs `f` compiled for this kernel's instruction set: the glue around
-    /// the matmuls (attention, GELU, LayerNorm) is plain Rust written to
-    /// vectorise, and inlined here it gets 512-bit vectors on an AVX-512 CPU
-    /// without a separate build. `f` must be small enough to inline (one call
-    /// site); the portable kernel runs it as compiled.
-    #[inline(always)]
-    pub(crate) fn run<R>(self, f: impl FnOnce() -> R) -> R {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: a kernel is only chosen when the CPU has its instructions
-            // (`Kernel::choose`), and each wrapper enables no more than those.
-            Kernel::Avx512Vnni => unsafe { x86::with_avx512(f) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above.
-            Kernel::AvxVnni | Kernel::Avx2 => unsafe { x86::with_avx2(f) },
-            _ => f(),
         }
     }
 
@@ -518,21 +500,61 @@ pub(crate) fn attention_values(
 }
 
 /// Softmax's numerator in place, `e^(x − max)`; returns 1 / its sum, for the
-/// caller to apply after the value product. `None` where this kernel has no
-/// SIMD form of it (the caller's portable code runs instead).
-pub(crate) fn softmax_numerator(kernel: Kernel, x: &mut [f32]) -> Option<f32> {
+/// caller to apply after the value product. On 16 or 8 lanes for the SIMD
+/// kernels, in portable Rust otherwise.
+pub(crate) fn softmax_numerator(kernel: Kernel, x: &mut [f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::Avx512Vnni && !x.is_empty() {
+    match kernel {
         // SAFETY: that kernel is only chosen on a CPU with AVX-512F.
-        return Some(unsafe { x86::softmax_numerator512(x) });
-    }
-    #[cfg(target_arch = "x86_64")]
-    if matches!(kernel, Kernel::AvxVnni | Kernel::Avx2) && !x.is_empty() {
+        Kernel::Avx512Vnni if !x.is_empty() => return unsafe { x86::softmax_numerator512(x) },
         // SAFETY: those kernels are only chosen on a CPU with AVX2 and FMA.
-        return Some(unsafe { x86::softmax_numerator256(x) });
+        Kernel::AvxVnni | Kernel::Avx2 if !x.is_empty() => return unsafe { x86::softmax_numerator256(x) },
+        _ => {}
     }
-    let _ = (kernel, x);
-    None
+    let _ = kernel;
+    exp_minus_max(x)
+}
+
+/// The portable form of [`softmax_numerator`]. Maximum and sum run over 8
+/// lanes so that they vectorise (a plain fold is one long dependency chain).
+fn exp_minus_max(x: &mut [f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        lanes.iter_mut().zip(c).for_each(|(m, &v)| *m = if v > *m { v } else { *m });
+    }
+    let max = chunks.remainder().iter().chain(&lanes).fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    x.iter_mut().for_each(|v| *v = exp(*v - max));
+    let mut sums = [0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        sums.iter_mut().zip(c).for_each(|(s, &v)| *s += v);
+    }
+    1.0 / (chunks.remainder().iter().sum::<f32>() + sums.iter().sum::<f32>())
+}
+
+/// `exp`'s constants (Cephes' `expf`), shared by the scalar and SIMD forms:
+/// adding `EXP_MAGIC` (1.5·2^23) rounds to an integer and leaves it in the
+/// low mantissa bits; ln 2 split in two for the reduction; the polynomial's
+/// coefficients, highest power first.
+const EXP_MAGIC: f32 = 12_582_912.0;
+const EXP_LN2_HI: f32 = 0.693_359_4;
+const EXP_LN2_LO: f32 = 2.121_944_4e-4;
+const EXP_P: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5e-1];
+
+/// e^x for x ≤ 0 (softmax after subtracting the maximum): 2^n · p(r) with a
+/// degree-6 polynomial on |r| ≤ ln2/2; relative error about 2e-7, and inputs
+/// below −87 give e^−87. Branch- and cast-free so that `exp_minus_max`'s
+/// loop vectorises: 2^n is built from n in the low mantissa bits.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    let x = x.max(-87.0);
+    let t = x * std::f32::consts::LOG2_E + EXP_MAGIC;
+    let n = t - EXP_MAGIC;
+    let r = x - n * EXP_LN2_HI + n * EXP_LN2_LO;
+    let p = EXP_P[1..].iter().fold(EXP_P[0], |p, &c| p * r + c);
+    let e = p * r * r + r + 1.0;
+    e * f32::from_bits(t.to_bits().wrapping_sub(EXP_MAGIC.to_bits() - 127) << 23)
 }
 
 /// Both attention products: `out[r·n + c] = Σ_{k<kk} a[r·lda + k] · b[k·ldb + c]`
@@ -564,25 +586,24 @@ fn rows_product(
         // the lengths were checked above.
         return unsafe { x86::rows_product256(a, lda, b, ldb, kk, n, rows, out) };
     }
-    // Four rows at a time: 4 × AB accumulators are what 16 ymm registers hold.
-    kernel.run(|| {
-        for r0 in (0..rows).step_by(4) {
-            let rr = 4.min(rows - r0);
-            for c0 in (0..n).step_by(AB) {
-                let mut acc = [[0f32; AB]; 4];
-                for k in 0..kk {
-                    let bk: &[f32; AB] = b[k * ldb + c0..][..AB].try_into().expect("AB columns");
-                    for (r, acc) in acc.iter_mut().enumerate().take(rr) {
-                        let ar = a[(r0 + r) * lda + k];
-                        acc.iter_mut().zip(bk).for_each(|(s, b)| *s = ar.mul_add(*b, *s));
-                    }
-                }
-                for (r, acc) in acc.iter().enumerate().take(rr) {
-                    out[(r0 + r) * n + c0..][..AB].copy_from_slice(acc);
+    // The portable kernel, four rows at a time.
+    let _ = kernel;
+    for r0 in (0..rows).step_by(4) {
+        let rr = 4.min(rows - r0);
+        for c0 in (0..n).step_by(AB) {
+            let mut acc = [[0f32; AB]; 4];
+            for k in 0..kk {
+                let bk: &[f32; AB] = b[k * ldb + c0..][..AB].try_into().expect("AB columns");
+                for (r, acc) in acc.iter_mut().enumerate().take(rr) {
+                    let ar = a[(r0 + r) * lda + k];
+                    acc.iter_mut().zip(bk).for_each(|(s, b)| *s = ar.mul_add(*b, *s));
                 }
             }
+            for (r, acc) in acc.iter().enumerate().take(rr) {
+                out[(r0 + r) * n + c0..][..AB].copy_from_slice(acc);
+            }
         }
-    })
+    }
 }
 
 /// The output pointer shared by the tasks of one `forward`.
@@ -621,7 +642,7 @@ fn portable(a: &[u8], rows: usize, b: &[i8], k4: usize, acc: &mut [i32; MAX_ROWS
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{Kernel, AB, ERF_P, ERF_Q, MAX_ROWS, NR};
+    use super::{Kernel, AB, ERF_P, ERF_Q, EXP_LN2_HI, EXP_LN2_LO, EXP_MAGIC, EXP_P, MAX_ROWS, NR};
 
     /// Dispatches a row count to the const-generic tile, so that the row loop
     /// unrolls and the accumulators live in registers.
@@ -691,20 +712,6 @@ mod x86 {
         }
         std::hint::black_box(accs);
         iters * 12 * 32
-    }
-
-    /// # Safety
-    /// The CPU must have AVX-512F/BW/VL and FMA.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
-    pub(super) unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
-        f()
-    }
-
-    /// # Safety
-    /// The CPU must have AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
-        f()
     }
 
     /// [`super::rows_product`] on zmm accumulators: blocks of `rows` × 32
@@ -890,27 +897,26 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     fn exp256(x: __m256) -> __m256 {
-        const MAGIC: f32 = 12_582_912.0;
         let x = _mm256_max_ps(x, _mm256_set1_ps(-87.0));
-        let t = _mm256_fmadd_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E), _mm256_set1_ps(MAGIC));
-        let n = _mm256_sub_ps(t, _mm256_set1_ps(MAGIC));
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
-        let r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.121_944_4e-4), r);
-        let mut p = _mm256_set1_ps(1.987_569_1e-4);
-        for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5e-1] {
-            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+        let t = _mm256_fmadd_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E), _mm256_set1_ps(EXP_MAGIC));
+        let n = _mm256_sub_ps(t, _mm256_set1_ps(EXP_MAGIC));
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_LN2_HI), x);
+        let r = _mm256_fmadd_ps(n, _mm256_set1_ps(EXP_LN2_LO), r);
+        let mut p = _mm256_set1_ps(EXP_P[0]);
+        for c in &EXP_P[1..] {
+            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(*c));
         }
         let e = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0));
         let bits = _mm256_slli_epi32::<23>(_mm256_sub_epi32(
             _mm256_castps_si256(t),
-            _mm256_set1_epi32((MAGIC.to_bits() - 127) as i32),
+            _mm256_set1_epi32((EXP_MAGIC.to_bits() - 127) as i32),
         ));
         _mm256_mul_ps(e, _mm256_castsi256_ps(bits))
     }
 
     /// Softmax's numerator in place, `e^(x − max)`, on 16 lanes; returns
     /// 1 / the sum, which the caller applies to the weighted values instead
-    /// (one pass over the row fewer). Same polynomial as `int8_bert`'s `exp`.
+    /// (one pass over the row fewer). Same polynomial as [`super::exp`].
     ///
     /// # Safety
     /// The CPU must have AVX-512F.
@@ -945,24 +951,23 @@ mod x86 {
         }
     }
 
-    /// `int8_bert`'s `exp` (x ≤ 0) on 16 lanes, with fused multiply-adds.
+    /// [`super::exp`] (x ≤ 0) on 16 lanes, with fused multiply-adds.
     #[target_feature(enable = "avx512f")]
     #[inline]
     fn exp512(x: __m512) -> __m512 {
-        const MAGIC: f32 = 12_582_912.0;
         let x = _mm512_max_ps(x, _mm512_set1_ps(-87.0));
-        let t = _mm512_fmadd_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E), _mm512_set1_ps(MAGIC));
-        let n = _mm512_sub_ps(t, _mm512_set1_ps(MAGIC));
-        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
-        let r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.121_944_4e-4), r);
-        let mut p = _mm512_set1_ps(1.987_569_1e-4);
-        for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5e-1] {
-            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+        let t = _mm512_fmadd_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E), _mm512_set1_ps(EXP_MAGIC));
+        let n = _mm512_sub_ps(t, _mm512_set1_ps(EXP_MAGIC));
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_HI), x);
+        let r = _mm512_fmadd_ps(n, _mm512_set1_ps(EXP_LN2_LO), r);
+        let mut p = _mm512_set1_ps(EXP_P[0]);
+        for c in &EXP_P[1..] {
+            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(*c));
         }
         let e = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0));
         let bits = _mm512_slli_epi32::<23>(_mm512_sub_epi32(
             _mm512_castps_si512(t),
-            _mm512_set1_epi32((MAGIC.to_bits() - 127) as i32),
+            _mm512_set1_epi32((EXP_MAGIC.to_bits() - 127) as i32),
         ));
         _mm512_mul_ps(e, _mm512_castsi512_ps(bits))
     }
@@ -1623,5 +1628,53 @@ mod tests {
             let g = 0.5 * x as f64 * (1.0 + candle_core::cpu::erf::erf_f64(x as f64 / 2f64.sqrt()));
             assert!((gelu_erf(x) as f64 - g).abs() < 1e-6 * (1.0 + x.abs() as f64), "gelu_erf({x})");
         }
+    }
+
+    #[test]
+    fn fast_exp_matches_std_on_the_softmax_range() {
+        for i in 0..=90_000 {
+            let x = -(i as f32) / 1000.0;
+            let (got, want) = (exp(x), x.exp());
+            assert!((got - want).abs() <= 4e-7 * want + 1e-37, "exp({x}) = {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn softmax_sums_to_one_and_keeps_order() {
+        for kernel in Kernel::ALL.into_iter().filter(|k| k.supported()) {
+            // Lengths around the 8- and 16-lane blocks, tails included.
+            for len in [1usize, 5, 8, 15, 16, 17, 45, 512] {
+                let x: Vec<f32> = (0..len).map(|i| ((i * 37) % 23) as f32 * 0.7 - 8.0).collect();
+                let mut got = x.clone();
+                let inv = softmax_numerator(kernel, &mut got);
+                got.iter_mut().for_each(|v| *v *= inv);
+                let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                let total: f64 = x.iter().map(|&v| ((v - max) as f64).exp()).sum();
+                for (i, (&g, &v)) in got.iter().zip(&x).enumerate() {
+                    let want = ((v - max) as f64).exp() / total;
+                    assert!((g as f64 - want).abs() < 1e-6, "{} len {len} [{i}]: {g} vs {want}", kernel.name());
+                }
+                assert!((got.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{} len {len}", kernel.name());
+            }
+        }
+        // The numerator alone over exp's whole range, on every path: with a
+        // maximum of 0 it is e^x itself (e^−87 below −87).
+        for kernel in Kernel::ALL.into_iter().filter(|k| k.supported()) {
+            let x: Vec<f32> = (0..=90_000).map(|i| -(i as f32) / 1000.0).collect();
+            let mut got = x.clone();
+            softmax_numerator(kernel, &mut got);
+            for (&x, &g) in x.iter().zip(&got) {
+                let want = x.exp();
+                assert!((g - want).abs() <= 4e-7 * want + 1e-37, "{} e^{x} = {g} vs {want}", kernel.name());
+            }
+        }
+        let mut x = vec![3.0, -1.0, 0.5, 3.0, -200.0];
+        let inv = exp_minus_max(&mut x);
+        x.iter_mut().for_each(|v| *v *= inv);
+        assert!((x.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(x[0] == x[3] && x[0] > x[2] && x[2] > x[1] && x[1] > x[4]);
+        let e: Vec<f32> = [3f32, -1.0, 0.5].iter().map(|v| (v - 3.0).exp()).collect();
+        let total = 2.0 * e[0] + e[1] + e[2];
+        assert!((x[1] - e[1] / total).abs() < 1e-6);
     }
 }

@@ -216,7 +216,7 @@ fn head_attention(kernel: Kernel, qkv: &[f32], start: usize, len: usize, col: us
         for (r, inv) in inv.iter_mut().enumerate().take(rows) {
             // Only the text's keys: the value product reads no further.
             let s = &mut scores[r * lp..r * lp + len];
-            *inv = softmax_numerator(kernel, s).unwrap_or_else(|| kernel.run(|| exp_minus_max(s)));
+            *inv = softmax_numerator(kernel, s);
         }
         attention_values(kernel, &scores, lp, len, values, w, hd, rows, &mut block);
         // The softmax's division, on hd outputs per row instead of len scores.
@@ -226,95 +226,4 @@ fn head_attention(kernel: Kernel, qkv: &[f32], start: usize, len: usize, col: us
         }
     }
     out
-}
-
-/// Softmax's numerator in place, `e^(x − max)`, returning 1 / its sum: the
-/// portable form of `int8::softmax_numerator`. Maximum and sum run over 8
-/// lanes so that they vectorise (a plain fold is one long dependency chain).
-#[inline(always)]
-fn exp_minus_max(x: &mut [f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; 8];
-    let mut chunks = x.chunks_exact(8);
-    for c in &mut chunks {
-        lanes.iter_mut().zip(c).for_each(|(m, &v)| *m = if v > *m { v } else { *m });
-    }
-    let max = chunks.remainder().iter().chain(&lanes).fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    x.iter_mut().for_each(|v| *v = exp(*v - max));
-    let mut sums = [0f32; 8];
-    let mut chunks = x.chunks_exact(8);
-    for c in &mut chunks {
-        sums.iter_mut().zip(c).for_each(|(s, &v)| *s += v);
-    }
-    1.0 / (chunks.remainder().iter().sum::<f32>() + sums.iter().sum::<f32>())
-}
-
-/// e^x for x ≤ 0 (softmax after subtracting the maximum): 2^n · p(r) with a
-/// degree-6 polynomial on |r| ≤ ln2/2 (Cephes' `expf`); relative error about
-/// 2e-7, and inputs below −87 give e^−87. Branch- and cast-free so that the
-/// loop above vectorises: adding 1.5·2^23 rounds x·log2(e) to the integer n
-/// and leaves n in the low mantissa bits, from which 2^n is built.
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0;
-    let x = x.max(-87.0);
-    let t = x * std::f32::consts::LOG2_E + MAGIC;
-    let n = t - MAGIC;
-    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let mut p = 1.987_569_1e-4_f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 5e-1;
-    let e = p * r * r + r + 1.0;
-    e * f32::from_bits(t.to_bits().wrapping_sub(MAGIC.to_bits() - 127) << 23)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fast_exp_matches_std_on_the_softmax_range() {
-        for i in 0..=90_000 {
-            let x = -(i as f32) / 1000.0;
-            let (got, want) = (exp(x), x.exp());
-            assert!((got - want).abs() <= 4e-7 * want + 1e-37, "exp({x}) = {got} vs {want}");
-        }
-    }
-
-    #[test]
-    fn softmax_sums_to_one_and_keeps_order() {
-        for kernel in Kernel::ALL.into_iter().filter(|k| k.supported()) {
-            // Lengths around the 8- and 16-lane blocks, tails included.
-            for len in [1usize, 5, 8, 15, 16, 17, 45, 512] {
-                let x: Vec<f32> = (0..len).map(|i| ((i * 37) % 23) as f32 * 0.7 - 8.0).collect();
-                let mut got = x.clone();
-                let inv = softmax_numerator(kernel, &mut got).unwrap_or_else(|| kernel.run(|| exp_minus_max(&mut got)));
-                got.iter_mut().for_each(|v| *v *= inv);
-                let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-                let total: f64 = x.iter().map(|&v| ((v - max) as f64).exp()).sum();
-                for (i, (&g, &v)) in got.iter().zip(&x).enumerate() {
-                    let want = ((v - max) as f64).exp() / total;
-                    assert!((g as f64 - want).abs() < 1e-6, "{} len {len} [{i}]: {g} vs {want}", kernel.name());
-                }
-                assert!((got.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{} len {len}", kernel.name());
-            }
-        }
-        // The numerator alone over exp's whole range, on every path: with a
-        // maximum of 0 it is e^x itself (e^−87 below −87).
-        for kernel in Kernel::ALL.into_iter().filter(|k| k.supported()) {
-            let x: Vec<f32> = (0..=90_000).map(|i| -(i as f32) / 1000.0).collect();
-            let mut got = x.clone();
-            softmax_numerator(kernel, &mut got).unwrap_or_else(|| kernel.run(|| exp_minus_max(&mut got)));
-            for (&x, &g) in x.iter().zip(&got) {
-                let want = x.exp();
-                assert!((g - want).abs() <= 4e-7 * want + 1e-37, "{} e^{x} = {g} vs {want}", kernel.name());
-            }
-        }
-        let mut x = vec![3.0, -1.0, 0.5, 3.0, -200.0];
-        let inv = exp_minus_max(&mut x);
-        x.iter_mut().for_each(|v| *v *= inv);
-        assert!(x[0] == x[3] && x[0] > x[2] && x[2] > x[1] && x[1] > x[4]);
-    }
 }
