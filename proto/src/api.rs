@@ -215,9 +215,9 @@ pub struct SearchRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SharedTerm {
     pub term: String,
-    /// What the word adds to the hit's word score: its weight in the hit
-    /// (BM25 frequency, saturated and length-normalised) times its inverse
-    /// document frequency in the store.
+    /// What the word adds to the hit's word score: its weight in the query
+    /// times its weight in the hit (each a BM25 frequency, saturated and
+    /// length-normalised) times its inverse document frequency in the store.
     pub weight: f32,
 }
 

@@ -5,9 +5,13 @@
 //! its dictionary sub-words, so 拆迁补偿款 meets 补偿款). Punctuation, digits
 //! alone and a short list of function words are dropped. A document's weight
 //! for a term is BM25's saturated term frequency,
-//! `tf·(k1+1) / (tf + k1·(1 − b + b·len/avg_len))`; a query's is 1 per term.
-//! The inverse document frequency is not stored: both backends apply
-//! Qdrant's IDF modifier at query time, from the collection as it is then.
+//! `tf·(k1+1) / (tf + k1·(1 − b + b·len/avg_len))`. A query is weighed the
+//! same way: analysts search with a case's text, so a word a long query
+//! repeats counts for more than one it mentions once, and a short query's
+//! words weigh alike (measured against a weight of 1 per word on the real
+//! messages: EVALUATION.md, "Search: hybrid"). The inverse document frequency
+//! is not stored: both backends apply Qdrant's IDF modifier at query time,
+//! from the collection as it is then.
 //!
 //! A term's dimension is the first four bytes of its SHA-256, so every
 //! process and backend agrees without a shared vocabulary; two terms that
@@ -139,18 +143,21 @@ pub fn document(text: &str) -> SparseVector {
     BM25.document(text)
 }
 
-/// A query's distinct terms, each weighing 1 (the IDF modifier weighs them).
+/// A query's distinct terms, weighed as a stored case's (the IDF modifier
+/// then weighs them by rarity).
 pub fn query_terms(text: &str) -> Vec<Term> {
-    let mut seen = BTreeMap::new();
-    for t in tokens(text) {
-        seen.entry(term_id(&t)).or_insert(t);
-    }
-    seen.into_iter().map(|(id, term)| Term { term, id, weight: 1.0 }).collect()
+    BM25.terms(text)
 }
 
 /// The sparse vector a text is searched with.
 pub fn query(text: &str) -> SparseVector {
-    SparseVector::from_pairs(query_terms(text).into_iter().map(|t| (t.id, t.weight)))
+    BM25.document(text)
+}
+
+/// The same terms with a weight of 1 each: the plainer query weighting,
+/// which `triage eval-search` compares against.
+pub fn unit_query(text: &str) -> SparseVector {
+    SparseVector::from_pairs(BM25.terms(text).into_iter().map(|t| (t.id, 1.0)))
 }
 
 #[cfg(test)]
@@ -179,10 +186,18 @@ mod tests {
     }
 
     #[test]
-    fn query_terms_weigh_one_each() {
-        let q = query("物业费 物业费 涨价");
-        assert!(q.values.iter().all(|&v| v == 1.0));
-        assert_eq!(q.indices.len(), query_terms("物业费 物业费 涨价").len());
+    fn queries_are_weighed_as_documents() {
+        let text = "物业费 物业费 物业费 涨价";
+        assert_eq!(query(text), document(text));
+        let q = query(text);
+        let (fee, rise) = (q.get(term_id("物业费")).unwrap(), q.get(term_id("涨价")).unwrap());
+        assert!(fee > rise && fee < BM25.k1 + 1.0, "a repeated word counts for more, saturating: {fee} {rise}");
+        // A short query's words weigh alike, so its ranking is the rarity of its words.
+        let short = query("电梯 停运");
+        assert_eq!(short.values.len(), 2);
+        assert_eq!(short.values[0], short.values[1]);
+        assert!(unit_query(text).values.iter().all(|&v| v == 1.0));
+        assert_eq!(unit_query(text).indices, q.indices);
         assert!(query("，。！").is_empty());
     }
 }

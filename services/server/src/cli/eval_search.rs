@@ -124,7 +124,8 @@ pub fn run(args: EvalSearchArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let cat: HashMap<&str, &str> = msgs.iter().map(|(id, _, c)| (id.as_str(), c.as_str())).collect();
     let queries: Vec<SparseVector> = texts.iter().map(|t| terms::query(t)).collect();
-    let eval = |bm25: &Bm25, rankings: &[(String, Ranking)]| -> anyhow::Result<Vec<Row>> {
+    let unit_queries: Vec<SparseVector> = texts.iter().map(|t| terms::unit_query(t)).collect();
+    let eval = |bm25: &Bm25, queries: &[SparseVector], rankings: &[(String, Ranking)]| -> anyhow::Result<Vec<Row>> {
         let dir = tempfile::tempdir()?;
         let store = EdgeStore::open(dir.path(), dim)?;
         let records: Vec<CaseRecord> = msgs
@@ -152,7 +153,13 @@ pub fn run(args: EvalSearchArgs) -> anyhow::Result<ExitCode> {
     };
     println!("{n} messages; chance {chance:.3}; mean kept terms per message {mean_len:.1}");
     println!("| ranking | p@5 | nDCG@10 |\n|---|---|---|");
-    let mut rows = eval(&terms::BM25, &rankings())?;
+    let mut rows = eval(&terms::BM25, &queries, &rankings())?;
+    // The plainer query weighting, for comparison: 1 per word, however often the query repeats it.
+    let unit: Vec<(String, Ranking)> = [("sparse", Ranking::Sparse), ("default fusion", DEFAULT_RANKING)]
+        .into_iter()
+        .map(|(n, r)| (format!("{n}, query words weighing 1"), r))
+        .collect();
+    rows.extend(eval(&terms::BM25, &unit_queries, &unit)?);
     // The word weights' parameters, swept for the word list alone and the default fusion.
     let swept = [("sparse".to_string(), Ranking::Sparse), ("default fusion".to_string(), DEFAULT_RANKING)];
     for k1 in [1.2f32, 2.0, 3.0] {
@@ -160,7 +167,9 @@ pub fn run(args: EvalSearchArgs) -> anyhow::Result<ExitCode> {
             for avg_len in [25.0f32, 50.0, 186.0] {
                 let bm25 = Bm25 { k1, b, avg_len };
                 if bm25 != terms::BM25 {
-                    rows.extend(eval(&bm25, &swept)?);
+                    // Stored and query weights both follow the swept parameters.
+                    let swept_queries: Vec<SparseVector> = texts.iter().map(|t| bm25.document(t)).collect();
+                    rows.extend(eval(&bm25, &swept_queries, &swept)?);
                 }
             }
         }

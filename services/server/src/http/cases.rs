@@ -140,12 +140,16 @@ pub async fn search(
         (None, Some(id)) => {
             let c = state.service.store().get(&id, true).await?.ok_or_else(|| unknown(&id))?;
             filter.exclude_case_id = Some(id);
-            // A case stored without its text is searched by its term dimensions, unnamed.
+            // A case stored without its text is searched by its stored term weights, unnamed.
             let words = match c.text.as_deref() {
                 Some(t) => terms::query_terms(t),
-                None => {
-                    c.sparse.indices.iter().map(|&id| terms::Term { term: String::new(), id, weight: 1.0 }).collect()
-                }
+                None => c
+                    .sparse
+                    .indices
+                    .iter()
+                    .zip(&c.sparse.values)
+                    .map(|(&id, &weight)| terms::Term { term: String::new(), id, weight })
+                    .collect(),
             };
             (c.vector, words, SearchQuery { labels: c.labels, level: c.level, district: c.district })
         }
@@ -153,8 +157,7 @@ pub async fn search(
     };
     let sparse = SparseVector::from_pairs(words.iter().map(|t| (t.id, t.weight)));
     let hits = state.service.store().query(&CaseQuery::new(vector.clone(), sparse, ranking), &filter, top_k).await?;
-    let names: HashMap<u32, &str> =
-        words.iter().filter(|t| !t.term.is_empty()).map(|t| (t.id, t.term.as_str())).collect();
+    let names: HashMap<u32, &terms::Term> = words.iter().filter(|t| !t.term.is_empty()).map(|t| (t.id, t)).collect();
     let shared_ids: BTreeSet<u32> =
         hits.iter().flat_map(|h| h.case.sparse.indices.iter().copied().filter(|i| names.contains_key(i))).collect();
     let idf = triage_cases::idf(state.service.store(), &vector, &shared_ids.into_iter().collect::<Vec<_>>()).await?;
@@ -174,16 +177,17 @@ pub async fn search(
     Ok(Json(SearchResponse { query, hits }))
 }
 
-/// The query's words found in a hit, by what each adds to its word score.
-fn shared_terms(h: &Hit, names: &HashMap<u32, &str>, idf: &HashMap<u32, f32>) -> Vec<SharedTerm> {
+/// The query's words found in a hit, by what each adds to its word score:
+/// the query's weight × the hit's stored weight × the store's IDF.
+fn shared_terms(h: &Hit, names: &HashMap<u32, &terms::Term>, idf: &HashMap<u32, f32>) -> Vec<SharedTerm> {
     let sparse = &h.case.sparse;
     let mut shared: Vec<SharedTerm> = sparse
         .indices
         .iter()
         .zip(&sparse.values)
         .filter_map(|(id, w)| {
-            let term = names.get(id)?;
-            Some(SharedTerm { term: term.to_string(), weight: w * idf.get(id).copied().unwrap_or(0.0) })
+            let q = names.get(id)?;
+            Some(SharedTerm { term: q.term.clone(), weight: q.weight * w * idf.get(id).copied().unwrap_or(0.0) })
         })
         .collect();
     shared.sort_by(|a, b| b.weight.total_cmp(&a.weight).then_with(|| a.term.cmp(&b.term)));
@@ -203,7 +207,7 @@ mod tests {
     #[test]
     fn shared_terms_are_the_words_in_both_weighted_by_idf() {
         let words = terms::query_terms("锦绣花园电梯停运，物业不管");
-        let names: HashMap<u32, &str> = words.iter().map(|t| (t.id, t.term.as_str())).collect();
+        let names: HashMap<u32, &terms::Term> = words.iter().map(|t| (t.id, t)).collect();
         let h = hit("锦绣花园的电梯又停运了，业主很着急。");
         let (garden, lift) = (terms::term_id("锦绣"), terms::term_id("电梯"));
         // 锦绣 is rare in the store, 电梯 common: the rarer word leads.
@@ -214,7 +218,8 @@ mod tests {
         assert!(!got.contains(&"物业") && !got.contains(&"业主"), "only words in both: {got:?}");
         assert_eq!(got[0], "锦绣", "{shared:?}");
         let w = |t: &str| shared.iter().find(|s| s.term == t).unwrap().weight;
-        assert!((w("锦绣") - 3.0 * h.case.sparse.get(garden).unwrap()).abs() < 1e-6);
+        let qw = words.iter().find(|t| t.id == garden).unwrap().weight;
+        assert!((w("锦绣") - qw * 3.0 * h.case.sparse.get(garden).unwrap()).abs() < 1e-6);
         // A word the store's IDF does not know adds nothing.
         assert_eq!(w("停运"), 0.0);
         assert!(shared.windows(2).all(|p| p[0].weight >= p[1].weight));
