@@ -352,13 +352,96 @@ async fn redacting_rewrites_the_embedded_store_without_texts() {
     assert_eq!(EdgeStore::open(&path, DIM).unwrap().count().await.unwrap(), 2);
 }
 
+/// The Qdrant server at `QDRANT_URL` (gRPC), with `QDRANT_API_KEY` if set;
+/// `None` (and the test skipped) when unset.
+fn qdrant_server() -> Option<(String, Option<String>)> {
+    match std::env::var("QDRANT_URL") {
+        Ok(url) => Some((url, std::env::var("QDRANT_API_KEY").ok())),
+        Err(_) => {
+            eprintln!("QDRANT_URL is not set: skipping the Qdrant server test");
+            None
+        }
+    }
+}
+
+fn qdrant_client(url: &str, key: Option<String>) -> qdrant_client::Qdrant {
+    let mut b = qdrant_client::Qdrant::from_url(url).skip_compatibility_check();
+    if let Some(k) = key {
+        b = b.api_key(k);
+    }
+    b.build().unwrap()
+}
+
 #[tokio::test]
 async fn qdrant_server_keeps_the_contract() {
-    let Ok(url) = std::env::var("QDRANT_URL") else {
-        eprintln!("QDRANT_URL is not set: skipping the Qdrant server test");
-        return;
-    };
+    let Some((url, key)) = qdrant_server() else { return };
     let collection = format!("triage_test_{}", std::process::id());
-    let store = QdrantStore::connect(&url, std::env::var("QDRANT_API_KEY").ok(), &collection, DIM).await.unwrap();
+    let store = QdrantStore::connect(&url, key.clone(), &collection, DIM).await.unwrap();
     contract(&store).await;
+
+    // Redaction drops every text and keeps every case and its term weights.
+    let kept = texted("r-1", unit(1, 0.0), "拆迁补偿款迟迟不发放", &[Label::Livelihood], "东城", 7);
+    store.upsert(vec![kept.clone()]).await.unwrap();
+    let before = store.count().await.unwrap();
+    let r = QdrantStore::redact(&url, key.clone(), &collection).await.unwrap();
+    assert_eq!(r.cases, before);
+    assert!(r.texts >= 1, "{r:?}");
+    assert_eq!((store.count().await.unwrap(), store.count_with_text().await.unwrap()), (before, 0));
+    let got = store.get("r-1", true).await.unwrap().unwrap();
+    assert_eq!((got.text, got.sparse), (None, kept.sparse));
+    qdrant_client(&url, key).delete_collection(&collection).await.unwrap();
+}
+
+/// A collection written before sparse vectors were kept: connecting adds the
+/// vector, the re-index fills it from the stored texts, and every case stays.
+#[tokio::test]
+async fn qdrant_server_reindex_adds_sparse_vectors_and_keeps_every_case() {
+    use qdrant_client::qdrant::{
+        CreateCollectionBuilder, Distance, PointStruct, UpsertPointsBuilder, VectorParamsBuilder,
+    };
+    let Some((url, key)) = qdrant_server() else { return };
+    let collection = format!("triage_test_reindex_{}", std::process::id());
+    let client = qdrant_client(&url, key.clone());
+    // The old layout: one unnamed dense vector, no sparse one.
+    client
+        .create_collection(
+            CreateCollectionBuilder::new(&collection)
+                .vectors_config(VectorParamsBuilder::new(DIM as u64, Distance::Cosine)),
+        )
+        .await
+        .unwrap();
+    let texts = ["拆迁补偿款迟迟不发放", "物业费上涨业主不满", "工资拖欠半年", "", "学校门口交通拥堵"];
+    let mut old = Vec::new();
+    let mut points = Vec::new();
+    for (i, t) in texts.iter().enumerate() {
+        let mut c =
+            case(&format!("old-{i}"), unit(i % DIM, 0.2), &[Label::Livelihood], RiskLevel::Blue, "东城", "r", i as i64);
+        c.text = (!t.is_empty()).then(|| t.to_string());
+        let payload = serde_json::to_value(triage_cases::CasePayload::of(&c)).unwrap();
+        let payload = qdrant_client::Payload::try_from(payload).unwrap();
+        points.push(PointStruct::new(triage_cases::point_uuid(&c.case_id), c.vector.clone(), payload));
+        old.push(c);
+    }
+    client.upsert_points(UpsertPointsBuilder::new(&collection, points).wait(true)).await.unwrap();
+
+    let store = QdrantStore::connect(&url, key, &collection, DIM).await.unwrap();
+    assert_eq!(store.count().await.unwrap(), 5);
+    let mut seen = 0;
+    let s = add_sparse_vectors(&store, 2, |n| seen += n).await.unwrap();
+    assert_eq!((s.cases, s.added, s.had, s.without_text, seen), (5, 4, 0, 1, 5), "{s:?}");
+    assert_eq!(store.count().await.unwrap(), 5);
+    for c in &old {
+        let got = store.get(&c.case_id, true).await.unwrap().expect("kept");
+        assert_eq!((&got.text, &got.labels, got.level, got.received_at), (&c.text, &c.labels, c.level, c.received_at));
+        assert_eq!(got.vector.len(), DIM);
+        assert_eq!(got.sparse, c.text.as_deref().map(terms::document).unwrap_or_default(), "{}", c.case_id);
+    }
+    let again = add_sparse_vectors(&store, 2, |_| {}).await.unwrap();
+    assert_eq!((again.added, again.had, again.without_text), (0, 4, 1));
+    let hits = store
+        .query(&CaseQuery::new(unit(0, 0.0), terms::query("物业费"), Ranking::Sparse), &CaseFilter::default(), 3)
+        .await
+        .unwrap();
+    assert_eq!(ids(&hits), ["old-1"]);
+    client.delete_collection(&collection).await.unwrap();
 }
