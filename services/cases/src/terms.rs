@@ -189,6 +189,7 @@ mod tests {
     fn queries_are_weighed_as_documents() {
         let text = "物业费 物业费 物业费 涨价";
         assert_eq!(query(text), document(text));
+        assert_eq!(query_terms(text), document_terms(text), "the words the service searches and explains with");
         let q = query(text);
         let (fee, rise) = (q.get(term_id("物业费")).unwrap(), q.get(term_id("涨价")).unwrap());
         assert!(fee > rise && fee < BM25.k1 + 1.0, "a repeated word counts for more, saturating: {fee} {rise}");

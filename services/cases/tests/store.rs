@@ -152,6 +152,14 @@ async fn hybrid(store: &dyn CaseStore) {
     assert_eq!(ids(&hyb)[0], "h-exact", "hybrid puts the exact-term match first");
     let sparse = store.query(&q(Ranking::Sparse), &only_h, 3).await.unwrap();
     assert_eq!(ids(&sparse), ["h-exact"], "only the exact case shares a term");
+    // The word score is Σ query weight × stored weight × IDF over the shared
+    // words: what each hit's explanation lists, word by word.
+    let query = terms::query(text);
+    let shared: Vec<u32> = query.indices.iter().copied().filter(|i| exact.sparse.get(*i).is_some()).collect();
+    let idf = triage_cases::idf(store, &unit(6, 0.0), &shared).await.unwrap();
+    assert_eq!(idf.len(), shared.len(), "every shared word has an IDF");
+    let explained: f32 = shared.iter().map(|i| query.get(*i).unwrap() * exact.sparse.get(*i).unwrap() * idf[i]).sum();
+    assert!((sparse[0].rank_score - explained).abs() < 1e-3 * explained, "{} vs {explained}", sparse[0].rank_score);
     for rk in [DEFAULT_RANKING, Ranking::Dbsf, Ranking::Dense] {
         let hits = store.query(&q(rk), &only_h, 3).await.unwrap();
         let e = hits.iter().find(|h| h.case.case_id == "h-exact").unwrap();
@@ -372,10 +380,17 @@ fn qdrant_client(url: &str, key: Option<String>) -> qdrant_client::Qdrant {
     b.build().unwrap()
 }
 
+/// A collection name no earlier run used (a failed run leaves its collection
+/// behind, named `triage_test_*`, for a look).
+fn fresh_collection(kind: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("triage_test_{kind}_{}_{nanos}", std::process::id())
+}
+
 #[tokio::test]
 async fn qdrant_server_keeps_the_contract() {
     let Some((url, key)) = qdrant_server() else { return };
-    let collection = format!("triage_test_{}", std::process::id());
+    let collection = fresh_collection("contract");
     let store = QdrantStore::connect(&url, key.clone(), &collection, DIM).await.unwrap();
     contract(&store).await;
 
@@ -400,7 +415,7 @@ async fn qdrant_server_reindex_adds_sparse_vectors_and_keeps_every_case() {
         CreateCollectionBuilder, Distance, PointStruct, UpsertPointsBuilder, VectorParamsBuilder,
     };
     let Some((url, key)) = qdrant_server() else { return };
-    let collection = format!("triage_test_reindex_{}", std::process::id());
+    let collection = fresh_collection("reindex");
     let client = qdrant_client(&url, key.clone());
     // The old layout: one unnamed dense vector, no sparse one.
     client

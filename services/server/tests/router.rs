@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use tower::ServiceExt;
-use triage_cases::EdgeStore;
+use triage_cases::{CaseStore, EdgeStore};
 use triage_risk::model::{Decision, Scores};
 use triage_risk::{Judge, Judgement, Label, LabelScore, Policy, RiskLevel, TriageError};
 use triage_server::http::{self, new_key, AppState, Evals, Keys, Limits, Role, Service, ServiceConfig};
@@ -125,6 +125,8 @@ struct App {
     state: Arc<AppState>,
     judge: Arc<FakeJudge>,
     keys: Keys3,
+    /// The store behind the service, for cases no route writes.
+    store: Arc<EdgeStore>,
     _dir: TempDir,
 }
 
@@ -153,7 +155,7 @@ fn app_with(limits: Limits, queue_size: usize) -> App {
         queue_size,
         batching: triage_queue::Batching::ONE,
     };
-    let service = Service::start(judge.clone(), store, config);
+    let service = Service::start(judge.clone(), store.clone(), config);
     let evals = Evals::start(dir.path().join("evals"), &service).unwrap();
     let mut table = String::new();
     let mut key = |name: &str, role: Role| {
@@ -168,7 +170,7 @@ fn app_with(limits: Limits, queue_size: usize) -> App {
     };
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
     let state = Arc::new(AppState::new(service, Keys::parse(&table).unwrap(), limits, metrics, evals));
-    App { router: http::router(state.clone()), state, judge, keys, _dir: dir }
+    App { router: http::router(state.clone()), state, judge, keys, store, _dir: dir }
 }
 
 struct Answer {
@@ -532,6 +534,14 @@ async fn triage_store_search_read_and_delete() {
     let ids: Vec<&str> =
         s.body["hits"].as_array().unwrap().iter().map(|h| h["case"]["case_id"].as_str().unwrap()).collect();
     assert!(!ids.is_empty() && !ids.contains(&"wage-1"), "{ids:?}");
+    // A case kept without its text is searched by its stored term weights.
+    let wage_vector = app.store.get("wage-1", true).await.unwrap().unwrap().vector;
+    let quiet = triage_cases::CaseRecord::bare("quiet-1", wage_vector, triage_cases::terms::document("工人工资拖欠"));
+    app.store.upsert(vec![quiet]).await.unwrap();
+    let s = app.post("/v1/cases/search", &a, json!({"case_id": "quiet-1", "ranking": "sparse"})).await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.body);
+    assert_eq!(s.body["hits"][0]["case"]["case_id"], "wage-1", "{}", s.body);
+    assert!(app.store.delete("quiet-1").await.unwrap());
 
     let d = app.call(Method::DELETE, "/v1/cases/road-1", Some(&p), None).await;
     assert_eq!((d.status, &d.body), (StatusCode::OK, &json!({"case_id": "road-1", "deleted": true})));

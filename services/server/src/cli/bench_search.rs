@@ -196,9 +196,9 @@ impl Generator {
         let mut r = Rng::new(self.seed ^ 0xdead_beef ^ (q as u64).wrapping_mul(7_919));
         let cluster = r.below(self.centres.len());
         let dense = self.vector(&mut r, cluster);
+        // Weighed as a stored case's, as the service weighs a query (`terms::query`).
         let sparse = self.terms(&mut r, cluster);
-        let ones = SparseVector { values: vec![1.0; sparse.indices.len()], indices: sparse.indices };
-        CaseQuery::new(dense, ones, Ranking::Dense)
+        CaseQuery::new(dense, sparse, Ranking::Dense)
     }
 }
 
