@@ -271,6 +271,22 @@ pub fn bootstrap(items: &[&Scored], resamples: usize, seed: u64) -> Intervals {
     }
 }
 
+/// Percentile bootstrap of a mean over per-item values (per query, per
+/// text): the 95 % interval of the mean of `values.len()` draws with
+/// replacement.
+pub fn mean_interval(values: &[f64], resamples: usize, seed: u64) -> Interval {
+    let n = values.len();
+    if n == 0 || resamples == 0 {
+        return Interval { low: 0.0, high: 0.0 };
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut means: Vec<f64> =
+        (0..resamples).map(|_| (0..n).map(|_| values[rng.random_range(0..n)]).sum::<f64>() / n as f64).collect();
+    means.sort_by(f64::total_cmp);
+    let at = |q: f64| means[((means.len() - 1) as f64 * q).round() as usize];
+    Interval { low: at(0.025), high: at(0.975) }
+}
+
 pub fn compute(items: &[Scored]) -> Metrics {
     let all: Vec<&Scored> = items.iter().collect();
     let mut labels = BTreeMap::new();

@@ -138,3 +138,22 @@ fn bootstrap_intervals_hold_the_point_value_and_tighten_with_more_texts() {
     // Fixed seed: the same set gives the same interval.
     assert_eq!(compute(&big).intervals.red_recall, m_big.intervals.red_recall);
 }
+
+#[test]
+fn a_mean_interval_holds_the_mean_and_tightens_with_more_values() {
+    use triage_eval::metrics::{mean_interval, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED};
+    let small: Vec<f64> = (0..20).map(|i| (i % 5) as f64 / 5.0).collect();
+    let big: Vec<f64> = (0..2000).map(|i| (i % 5) as f64 / 5.0).collect();
+    let mean = 0.4;
+    let (a, b) = (
+        mean_interval(&small, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED),
+        mean_interval(&big, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED),
+    );
+    for i in [a, b] {
+        assert!(i.low < mean && mean < i.high, "{i:?}");
+    }
+    assert!(b.high - b.low < (a.high - a.low) / 5.0, "{a:?} {b:?}");
+    // Constant values leave nothing to resample.
+    assert_eq!(mean_interval(&[0.5; 30], 100, 1), triage_eval::Interval { low: 0.5, high: 0.5 });
+    assert_eq!(mean_interval(&[], 100, 1), triage_eval::Interval { low: 0.0, high: 0.0 });
+}

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use triage_cases::terms::{self, Bm25};
 use triage_cases::{CaseFilter, CaseQuery, CaseRecord, CaseStore, EdgeStore, Ranking, SparseVector, DEFAULT_RANKING};
 
+use triage_eval::metrics::{mean_interval, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED};
+use triage_eval::Interval;
+
 use super::{risk, ModelArgs};
 
 #[derive(Args, Debug)]
@@ -50,7 +53,11 @@ struct Message {
 struct Row {
     ranking: String,
     p_at_5: f64,
+    /// 95 % bootstrap interval of p@5 over the queries.
+    p_at_5_interval: Interval,
     ndcg_at_10: f64,
+    #[serde(skip)]
+    p_at_5_per_query: Vec<f64>,
 }
 
 /// The rankings compared: the two lists alone, and fusions of them.
@@ -140,23 +147,29 @@ pub fn run(args: EvalSearchArgs) -> anyhow::Result<ExitCode> {
         rt.block_on(store.upsert(records))?;
         let mut rows = Vec::new();
         for (name, ranking) in rankings {
-            let (mut p5, mut nd) = (0.0, 0.0);
+            let (mut p5, mut nd) = (Vec::with_capacity(n), 0.0);
             for (i, (id, _, c)) in msgs.iter().enumerate() {
                 let q = CaseQuery::new(vectors[i].clone(), queries[i].clone(), *ranking);
                 let filter = CaseFilter { exclude_case_id: Some(id.clone()), ..Default::default() };
                 let hits = rt.block_on(store.query(&q, &filter, 10))?;
                 let rel: Vec<bool> =
                     hits.iter().map(|h| cat.get(h.case.case_id.as_str()) == Some(&c.as_str())).collect();
-                p5 += rel.iter().take(5).filter(|r| **r).count() as f64 / 5.0;
+                p5.push(rel.iter().take(5).filter(|r| **r).count() as f64 / 5.0);
                 nd += ndcg(&rel, per_cat[c.as_str()] - 1);
             }
             let b = format!("k1 {} b {} len {}", bm25.k1, bm25.b, bm25.avg_len);
-            rows.push(Row { ranking: format!("{name} ({b})"), p_at_5: p5 / n as f64, ndcg_at_10: nd / n as f64 });
+            rows.push(Row {
+                ranking: format!("{name} ({b})"),
+                p_at_5: p5.iter().sum::<f64>() / n as f64,
+                p_at_5_interval: mean_interval(&p5, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED),
+                ndcg_at_10: nd / n as f64,
+                p_at_5_per_query: p5,
+            });
         }
         Ok(rows)
     };
     println!("{n} messages; chance {chance:.3}; mean kept terms per message {mean_len:.1}");
-    println!("| ranking | p@5 | nDCG@10 |\n|---|---|---|");
+    println!("| ranking | p@5 (95 % interval over queries) | nDCG@10 |\n|---|---|---|");
     let mut rows = eval(&vectors, &terms::BM25, &queries, &rankings())?;
     // The plainer query weighting, for comparison: 1 per word, however often the query repeats it.
     let unit: Vec<(String, Ranking)> = [("sparse", Ranking::Sparse), ("default fusion", DEFAULT_RANKING)]
@@ -197,7 +210,17 @@ pub fn run(args: EvalSearchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     for row in &rows {
-        println!("| {} | {:.3} | {:.3} |", row.ranking, row.p_at_5, row.ndcg_at_10);
+        let i = row.p_at_5_interval;
+        println!("| {} | {:.3} ({:.3}–{:.3}) | {:.3} |", row.ranking, row.p_at_5, i.low, i.high, row.ndcg_at_10);
+    }
+    // Paired: the same queries under two rankings, so the difference's
+    // interval is far narrower than either figure's.
+    let shipped = &rows[rankings().iter().position(|(_, r)| *r == DEFAULT_RANKING).expect("the default is compared")];
+    println!("\nDifference in p@5, the default against each other ranking on the same queries (95 % interval):");
+    for row in rows.iter().filter(|r| !std::ptr::eq(*r, shipped)) {
+        let d: Vec<f64> = shipped.p_at_5_per_query.iter().zip(&row.p_at_5_per_query).map(|(a, b)| a - b).collect();
+        let i = mean_interval(&d, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED);
+        println!("  {:+.3} ({:+.3} to {:+.3}) against {}", shipped.p_at_5 - row.p_at_5, i.low, i.high, row.ranking);
     }
     if let Some(path) = &args.json {
         let out = serde_json::json!({"messages": n, "chance": chance, "mean_terms": mean_len, "rankings": rows});
