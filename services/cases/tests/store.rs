@@ -265,16 +265,38 @@ async fn reindex_adds_sparse_vectors_and_keeps_every_case() {
         UpdateOperation,
     };
     let dir = tempfile::tempdir().unwrap();
-    let texts = ["拆迁补偿款迟迟不发放", "物业费上涨业主不满", "工资拖欠半年", "", "学校门口交通拥堵"];
-    let mut old = Vec::new();
+    let old = old_cases();
     {
         // The old layout: one unnamed dense vector, no sparse one.
         let config = EdgeConfigBuilder::new()
             .vector("", EdgeVectorParams::builder(DIM, Distance::Cosine).on_disk(true).build())
             .build();
         let shard = EdgeShard::new(dir.path(), config).unwrap();
-        let mut points = Vec::new();
-        for (i, t) in texts.iter().enumerate() {
+        let points = old
+            .iter()
+            .map(|c| {
+                let payload = serde_json::to_value(triage_cases::CasePayload::of(c)).unwrap();
+                PointStruct::new(old_point_id(&c.case_id), c.vector.clone(), payload).into()
+            })
+            .collect();
+        shard
+            .update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(PointInsertOperations::PointsList(
+                points,
+            ))))
+            .unwrap();
+        shard.flush();
+    }
+    reindex_keeps_every_case(&EdgeStore::open(dir.path(), DIM).unwrap(), &old).await;
+}
+
+/// Five cases of a store written before sparse vectors were kept; one kept
+/// no text (`--store-text false`), so it stays dense-only.
+fn old_cases() -> Vec<CaseRecord> {
+    let texts = ["拆迁补偿款迟迟不发放", "物业费上涨业主不满", "工资拖欠半年", "", "学校门口交通拥堵"];
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
             let mut c = case(
                 &format!("old-{i}"),
                 unit(i % DIM, 0.2),
@@ -284,35 +306,29 @@ async fn reindex_adds_sparse_vectors_and_keeps_every_case() {
                 "r",
                 i as i64,
             );
-            // One case kept no text (--store-text false): it stays dense-only.
             c.text = (!t.is_empty()).then(|| t.to_string());
-            let payload = serde_json::to_value(triage_cases::CasePayload::of(&c)).unwrap();
-            points.push(PointStruct::new(old_point_id(&c.case_id), c.vector.clone(), payload).into());
-            old.push(c);
-        }
-        shard
-            .update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(PointInsertOperations::PointsList(
-                points,
-            ))))
-            .unwrap();
-        shard.flush();
-    }
-    let store = EdgeStore::open(dir.path(), DIM).unwrap();
+            c
+        })
+        .collect()
+}
+
+/// The re-index on a store holding [`old_cases`]: every case kept as it was,
+/// the sparse vector filled from each stored text, nothing left for a second
+/// run, and the store then answers by its terms.
+async fn reindex_keeps_every_case(store: &dyn CaseStore, old: &[CaseRecord]) {
     assert_eq!(store.count().await.unwrap(), 5);
     let mut seen = 0;
-    let s = add_sparse_vectors(&store, 2, |n| seen += n).await.unwrap();
+    let s = add_sparse_vectors(store, 2, |n| seen += n).await.unwrap();
     assert_eq!((s.cases, s.added, s.had, s.without_text, seen), (5, 4, 0, 1, 5), "{s:?}");
     assert_eq!(store.count().await.unwrap(), 5);
-    for c in &old {
+    for c in old {
         let got = store.get(&c.case_id, true).await.unwrap().expect("kept");
         assert_eq!((&got.text, &got.labels, got.level, got.received_at), (&c.text, &c.labels, c.level, c.received_at));
         assert_eq!(got.vector.len(), DIM);
         assert_eq!(got.sparse, c.text.as_deref().map(terms::document).unwrap_or_default(), "{}", c.case_id);
     }
-    // A second run finds nothing left to do.
-    let again = add_sparse_vectors(&store, 2, |_| {}).await.unwrap();
+    let again = add_sparse_vectors(store, 2, |_| {}).await.unwrap();
     assert_eq!((again.added, again.had, again.without_text), (0, 4, 1));
-    // And the re-indexed store answers by its terms.
     let hits = store
         .query(&CaseQuery::new(unit(0, 0.0), terms::query("物业费"), Ranking::Sparse), &CaseFilter::default(), 3)
         .await
@@ -425,38 +441,17 @@ async fn qdrant_server_reindex_adds_sparse_vectors_and_keeps_every_case() {
         )
         .await
         .unwrap();
-    let texts = ["拆迁补偿款迟迟不发放", "物业费上涨业主不满", "工资拖欠半年", "", "学校门口交通拥堵"];
-    let mut old = Vec::new();
-    let mut points = Vec::new();
-    for (i, t) in texts.iter().enumerate() {
-        let mut c =
-            case(&format!("old-{i}"), unit(i % DIM, 0.2), &[Label::Livelihood], RiskLevel::Blue, "东城", "r", i as i64);
-        c.text = (!t.is_empty()).then(|| t.to_string());
-        let payload = serde_json::to_value(triage_cases::CasePayload::of(&c)).unwrap();
-        let payload = qdrant_client::Payload::try_from(payload).unwrap();
-        points.push(PointStruct::new(triage_cases::point_uuid(&c.case_id), c.vector.clone(), payload));
-        old.push(c);
-    }
+    let old = old_cases();
+    let points: Vec<PointStruct> = old
+        .iter()
+        .map(|c| {
+            let payload = serde_json::to_value(triage_cases::CasePayload::of(c)).unwrap();
+            let payload = qdrant_client::Payload::try_from(payload).unwrap();
+            PointStruct::new(triage_cases::point_uuid(&c.case_id), c.vector.clone(), payload)
+        })
+        .collect();
     client.upsert_points(UpsertPointsBuilder::new(&collection, points).wait(true)).await.unwrap();
 
-    let store = QdrantStore::connect(&url, key, &collection, DIM).await.unwrap();
-    assert_eq!(store.count().await.unwrap(), 5);
-    let mut seen = 0;
-    let s = add_sparse_vectors(&store, 2, |n| seen += n).await.unwrap();
-    assert_eq!((s.cases, s.added, s.had, s.without_text, seen), (5, 4, 0, 1, 5), "{s:?}");
-    assert_eq!(store.count().await.unwrap(), 5);
-    for c in &old {
-        let got = store.get(&c.case_id, true).await.unwrap().expect("kept");
-        assert_eq!((&got.text, &got.labels, got.level, got.received_at), (&c.text, &c.labels, c.level, c.received_at));
-        assert_eq!(got.vector.len(), DIM);
-        assert_eq!(got.sparse, c.text.as_deref().map(terms::document).unwrap_or_default(), "{}", c.case_id);
-    }
-    let again = add_sparse_vectors(&store, 2, |_| {}).await.unwrap();
-    assert_eq!((again.added, again.had, again.without_text), (0, 4, 1));
-    let hits = store
-        .query(&CaseQuery::new(unit(0, 0.0), terms::query("物业费"), Ranking::Sparse), &CaseFilter::default(), 3)
-        .await
-        .unwrap();
-    assert_eq!(ids(&hits), ["old-1"]);
+    reindex_keeps_every_case(&QdrantStore::connect(&url, key, &collection, DIM).await.unwrap(), &old).await;
     client.delete_collection(&collection).await.unwrap();
 }
