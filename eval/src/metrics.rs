@@ -253,22 +253,24 @@ pub fn bootstrap(items: &[&Scored], resamples: usize, seed: u64) -> Intervals {
             d.push(v);
         }
     }
-    let interval = |v: &mut Vec<f64>| {
-        if v.is_empty() {
-            return Interval { low: 0.0, high: 0.0 };
-        }
-        v.sort_by(f64::total_cmp);
-        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-        Interval { low: at(0.025), high: at(0.975) }
-    };
-    let [mut f, mut r, mut u, mut a] = draws;
+    let [f, r, u, a] = draws;
     Intervals {
         resamples,
-        macro_f1: interval(&mut f),
-        red_recall: interval(&mut r),
-        under_triage: interval(&mut u),
-        false_alarm: interval(&mut a),
+        macro_f1: percentile_interval(f),
+        red_recall: percentile_interval(r),
+        under_triage: percentile_interval(u),
+        false_alarm: percentile_interval(a),
     }
+}
+
+/// The 2.5th and 97.5th percentiles of a bootstrap's draws (0–0 for none).
+fn percentile_interval(mut draws: Vec<f64>) -> Interval {
+    if draws.is_empty() {
+        return Interval { low: 0.0, high: 0.0 };
+    }
+    draws.sort_by(f64::total_cmp);
+    let at = |q: f64| draws[((draws.len() - 1) as f64 * q).round() as usize];
+    Interval { low: at(0.025), high: at(0.975) }
 }
 
 /// Percentile bootstrap of a mean over per-item values (per query, per
@@ -276,15 +278,13 @@ pub fn bootstrap(items: &[&Scored], resamples: usize, seed: u64) -> Intervals {
 /// replacement.
 pub fn mean_interval(values: &[f64], resamples: usize, seed: u64) -> Interval {
     let n = values.len();
-    if n == 0 || resamples == 0 {
+    if n == 0 {
         return Interval { low: 0.0, high: 0.0 };
     }
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut means: Vec<f64> =
-        (0..resamples).map(|_| (0..n).map(|_| values[rng.random_range(0..n)]).sum::<f64>() / n as f64).collect();
-    means.sort_by(f64::total_cmp);
-    let at = |q: f64| means[((means.len() - 1) as f64 * q).round() as usize];
-    Interval { low: at(0.025), high: at(0.975) }
+    percentile_interval(
+        (0..resamples).map(|_| (0..n).map(|_| values[rng.random_range(0..n)]).sum::<f64>() / n as f64).collect(),
+    )
 }
 
 pub fn compute(items: &[Scored]) -> Metrics {

@@ -102,7 +102,8 @@ impl Rng {
     }
 }
 
-fn normalize(mut v: Vec<f32>) -> Vec<f32> {
+/// `v` scaled to unit length (a zero vector stays zero).
+pub(super) fn normalize(mut v: Vec<f32>) -> Vec<f32> {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
     v.iter_mut().for_each(|x| *x /= n);
     v
@@ -229,6 +230,21 @@ struct Row {
     recall_at_10: f64,
 }
 
+impl Row {
+    /// A row from the queries' times, in any order.
+    fn timed(filter: &str, ranking: String, ef: usize, mut times: Vec<Duration>, recall_at_10: f64) -> Self {
+        times.sort();
+        Self {
+            filter: filter.to_string(),
+            ranking,
+            ef,
+            p50_ms: percentile(&times, 0.5),
+            p99_ms: percentile(&times, 0.99),
+            recall_at_10,
+        }
+    }
+}
+
 #[derive(Serialize, Default)]
 struct Report {
     cases: u64,
@@ -332,15 +348,7 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<ExitCode> {
             // Exact search (every vector compared, after the filter) is what a
             // store without the graph would do: timed as the baseline.
             if ranking != Ranking::Sparse {
-                exact_times.sort();
-                let row = Row {
-                    filter: name.to_string(),
-                    ranking: format!("{label} exact"),
-                    ef: 0,
-                    p50_ms: percentile(&exact_times, 0.5),
-                    p99_ms: percentile(&exact_times, 0.99),
-                    recall_at_10: 1.0,
-                };
+                let row = Row::timed(name, format!("{label} exact"), 0, exact_times, 1.0);
                 eprintln!(
                     "{:<26} {:<12} exact: p50 {:>7.2} ms, p99 {:>7.2} ms",
                     row.filter, row.ranking, row.p50_ms, row.p99_ms
@@ -361,15 +369,8 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<ExitCode> {
                     found += want.iter().filter(|w| got.contains(w)).count();
                     wanted += want.len();
                 }
-                times.sort();
-                let row = Row {
-                    filter: name.to_string(),
-                    ranking: label.to_string(),
-                    ef,
-                    p50_ms: percentile(&times, 0.5),
-                    p99_ms: percentile(&times, 0.99),
-                    recall_at_10: if wanted == 0 { 1.0 } else { found as f64 / wanted as f64 },
-                };
+                let recall = if wanted == 0 { 1.0 } else { found as f64 / wanted as f64 };
+                let row = Row::timed(name, label.to_string(), ef, times, recall);
                 eprintln!(
                     "{:<26} {:<6} ef {:>4}: p50 {:>7.2} ms, p99 {:>7.2} ms, recall@10 {:.3}",
                     row.filter, row.ranking, row.ef, row.p50_ms, row.p99_ms, row.recall_at_10

@@ -19,6 +19,7 @@ use triage_cases::{CaseFilter, CaseQuery, CaseRecord, CaseStore, EdgeStore, Rank
 use triage_eval::metrics::{mean_interval, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED};
 use triage_eval::Interval;
 
+use super::bench_search::normalize;
 use super::{risk, ModelArgs};
 
 #[derive(Args, Debug)]
@@ -182,14 +183,8 @@ pub fn run(args: EvalSearchArgs) -> anyhow::Result<ExitCode> {
     // in. Shown as a measured lead for search; the service would have to keep
     // a store's mean and re-centre as it grows.
     let mean: Vec<f32> = (0..dim).map(|k| vectors.iter().map(|v| v[k]).sum::<f32>() / vectors.len() as f32).collect();
-    let centred: Vec<Vec<f32>> = vectors
-        .iter()
-        .map(|v| {
-            let c: Vec<f32> = v.iter().zip(&mean).map(|(a, m)| a - m).collect();
-            let n = c.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-            c.into_iter().map(|x| x / n).collect()
-        })
-        .collect();
+    let centred: Vec<Vec<f32>> =
+        vectors.iter().map(|v| normalize(v.iter().zip(&mean).map(|(a, m)| a - m).collect())).collect();
     let lead: Vec<(String, Ranking)> = [("dense", Ranking::Dense), ("default fusion", DEFAULT_RANKING)]
         .into_iter()
         .map(|(n, r)| (format!("{n}, vectors centred on the messages' mean"), r))
