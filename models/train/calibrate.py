@@ -18,6 +18,10 @@ under-triage costs more than a false alarm (COST below, gold rows x predicted
 columns); label bars maximise each label's F1 under the chosen levels. Among
 equally good bars the middle of the tied run is taken, so a bar does not sit
 on the edge of a plateau.
+
+It also reports each calibration writer judged with bars fitted on the other
+writers (`held_out_writers`, and their summed cost): the figure to compare
+models by, since the in-sample cost rewards bars that fit these very texts.
 """
 import argparse
 import datetime
@@ -85,6 +89,64 @@ def f1(gold, pred):
     return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
 
 
+def fit_levels(C, gold_lv):
+    """Level bars: coordinate descent on the cost, from 0.5 each, until stable."""
+    t = [0.5, 0.5, 0.5]
+    for _ in range(6):
+        before = list(t)
+        for k in (1, 2, 0):
+            costs = []
+            for g in GRID:
+                tt = list(t)
+                tt[k] = g
+                costs.append(COST[gold_lv, levels(C, tt)].sum())
+            t[k] = middle_of_best(GRID, np.array(costs), np.min)
+        if t == before:
+            break
+    return t
+
+
+def fit_labels(L, lv, gold_lab):
+    """Label bars: each label's F1 under the chosen levels."""
+    tl = [0.5] * 5
+    for _ in range(3):
+        for k in range(5):
+            scores = []
+            for g in GRID:
+                tt = list(tl)
+                tt[k] = g
+                scores.append(f1(gold_lab[:, k], flags(L, lv, tt)[:, k]))
+            tl[k] = middle_of_best(GRID, np.array(scores), np.max)
+    return tl
+
+
+def held_out_writers(C, L, gold_lv, gold_lab, writer):
+    """Each calibration writer judged with bars fitted on the others.
+
+    The in-sample cost flatters a model whose bars fit these very texts; a
+    writer the bars never saw is what the service meets. Used to choose
+    between models (EVALUATION.md)."""
+    out = {}
+    for w in sorted(set(writer) - {"real"}):
+        fit, held = writer != w, writer == w
+        t = fit_levels(C[fit], gold_lv[fit])
+        tl = fit_labels(L[fit], levels(C[fit], t), gold_lab[fit])
+        lv = levels(C[held], t)
+        fl = flags(L[held], lv, tl)
+        g = gold_lv[held]
+        out[w] = {
+            "texts": int(held.sum()),
+            "level_bars": t,
+            "mean_cost": round(float(COST[g, lv].mean()), 4),
+            "macro_f1": round(float(np.mean([f1(gold_lab[held][:, k], fl[:, k]) for k in range(5)])), 4),
+            "under_triage": round(float(((g >= 2) & (lv < 2)).sum() / max((g >= 2).sum(), 1)), 4),
+            "false_alarm": round(float(((g < 2) & (lv >= 2)).sum() / max((g < 2).sum(), 1)), 4),
+        }
+    if out:
+        out["total_cost"] = round(sum(v["mean_cost"] * v["texts"] for v in out.values()), 1)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--delta-dir", default=os.path.join(data.REPO, "models", "delta"))
@@ -99,31 +161,9 @@ def main():
     gold_lv = np.array([data.LEVELS.index(r["level"]) for r in rows])
     gold_lab = np.array([[l in r["labels"] for l in data.LABELS] for r in rows])
 
-    # Level bars: coordinate descent on the cost, from 0.5 each, until stable.
-    t = [0.5, 0.5, 0.5]
-    for _ in range(6):
-        before = list(t)
-        for k in (1, 2, 0):
-            costs = []
-            for g in GRID:
-                tt = list(t)
-                tt[k] = g
-                costs.append(COST[gold_lv, levels(C, tt)].sum())
-            t[k] = middle_of_best(GRID, np.array(costs), np.min)
-        if t == before:
-            break
+    t = fit_levels(C, gold_lv)
     lv = levels(C, t)
-
-    # Label bars: F1 of each label under the chosen levels.
-    tl = [0.5] * 5
-    for _ in range(3):
-        for k in range(5):
-            scores = []
-            for g in GRID:
-                tt = list(tl)
-                tt[k] = g
-                scores.append(f1(gold_lab[:, k], flags(L, lv, tt)[:, k]))
-            tl[k] = middle_of_best(GRID, np.array(scores), np.max)
+    tl = fit_labels(L, lv, gold_lab)
     fl = flags(L, lv, tl)
 
     conf = np.zeros((4, 4), dtype=int)
@@ -141,6 +181,7 @@ def main():
         "false_alarm": round(float((~high_g & high_p).sum() / max((~high_g).sum(), 1)), 4),
         "red_recall": round(float(((gold_lv == 3) & (lv == 3)).sum() / max((gold_lv == 3).sum(), 1)), 4),
         "level_confusion": conf.tolist(),
+        "held_out_writers": held_out_writers(C, L, gold_lv, gold_lab, np.array([r["writer"] for r in rows])),
     }
 
     heads = json.load(open(os.path.join(a.scores_dir, "heads.json")))

@@ -6,7 +6,7 @@ board messages, by a hash of the id, so no split depends on a model's output:
 | split | what |
 |---|---|
 | train | shared train.jsonl (with models/overrides.toml), corpus parts w1 w2 w3 w5 w8-w12, real messages with hash bucket 0-4 |
-| calib | corpus part w7, real messages in buckets 5-6: thresholds are chosen here |
+| calib | corpus parts w7 w16 w17, real messages in buckets 5-6: thresholds and every other choice are made here |
 | test  | corpus parts w4 w6, real messages in buckets 7-9: reported once per shipped model, never used for a choice |
 | dev   | shared dev.jsonl: reported, never used for a choice |
 """
@@ -21,12 +21,17 @@ CORPUS = os.path.join(REPO, "models", "corpus")
 
 LABELS = ["violence", "retaliation", "self_harm", "collective", "livelihood"]
 LEVELS = ["blue", "yellow", "orange", "red"]
-# w8-w12 were written after risk-2.0 and go to train only: the calibration
-# and test writers stay as they were, so figures stay comparable across models.
-# w13-w15 were written for a trial (risk-2.3) that was not shipped (EVALUATION.md,
-# "Trials not shipped"); they stay out of train so that the script reproduces
-# the shipped model.
-WRITERS = {"train": ["w1", "w2", "w3", "w5", "w8", "w9", "w10", "w11", "w12"], "calib": ["w7"], "test": ["w4", "w6"]}
+# w8-w12 were written after risk-2.0 and go to train only. w13-w15 were
+# written for trials that were not shipped (EVALUATION.md, "Choices made on
+# the calibration split"); they stay out of the default so that train.sh
+# reproduces the shipped weights (finetune.py --train-writers adds them).
+# w16 and w17 were written for risk-2.4 as two more calibration voices, so
+# the thresholds rest on three writers, not one. Test stays w4 and w6.
+WRITERS = {
+    "train": ["w1", "w2", "w3", "w5", "w8", "w9", "w10", "w11", "w12"],
+    "calib": ["w7", "w16", "w17"],
+    "test": ["w4", "w6"],
+}
 
 
 def real_bucket(msg_id):
@@ -84,11 +89,18 @@ def real_messages(split):
     return out
 
 
-def split(name):
+def split(name, writers=None):
+    """One split's rows; `writers` replaces the split's corpus parts (a trial on other data)."""
     if name == "dev":
         return shared_set("dev")
+    if writers is not None:
+        if name != "train":
+            raise ValueError("only the train split's writers can be chosen")
+        held = sorted(set(writers) & set(WRITERS["calib"] + WRITERS["test"]))
+        if held:
+            raise ValueError(f"{', '.join(held)}: calibration or test writers cannot be trained on")
     rows = shared_set("train") if name == "train" else []
-    for w in WRITERS[name]:
-        if os.path.exists(os.path.join(CORPUS, "parts", f"{w}.jsonl")):
+    for w in WRITERS[name] if writers is None else writers:
+        if writers is not None or os.path.exists(os.path.join(CORPUS, "parts", f"{w}.jsonl")):
             rows += corpus_part(w)
     return rows + real_messages(name)

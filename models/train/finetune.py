@@ -250,6 +250,35 @@ def score(model, rows, tok, max_tokens):
     return out
 
 
+def write_fixture(model, tok, out_dir):
+    """Vectors and logits of a few single-chunk texts, for the Rust merge test."""
+    fixture_texts = ["明天上午我就带汽油去镇政府", "咨询一下新农合报销比例",
+                     "再不给钱我就跟老板拼了", "这是我第五次反映了，还是没人管",
+                     "小区门口的路灯坏了一个月，晚上出行不便，请尽快修复。"]
+    items = []
+    with torch.no_grad():
+        for text in fixture_texts:
+            ids = torch.tensor([encode(tok, text, 512)])
+            logits, v = model(ids, torch.ones_like(ids), torch.zeros(1, dtype=torch.long), 1)
+            items.append({"text": text, "vector": [round(float(x), 6) for x in v[0]],
+                          "logits": [round(float(x), 5) for x in logits[0]]})
+    json.dump({"generated_by": "models/train/finetune.py (PyTorch f32, merged-equivalent LoRA)", "items": items},
+              open(os.path.join(out_dir, "fixture.json"), "w"), ensure_ascii=False, indent=0)
+
+
+def score_splits(model, tok, splits, scores_dir):
+    """Each split's probabilities, to scores-<split>.jsonl (for calibrate.py and the error analysis)."""
+    for name in splits:
+        rows = data.split(name)
+        t0 = time.time()
+        probs = score(model, rows, tok, 512)
+        with open(os.path.join(scores_dir, f"scores-{name}.jsonl"), "w", encoding="utf-8") as f:
+            for r, p in zip(rows, probs):
+                keep = {k: r.get(k) for k in ("id", "labels", "level", "source", "persona", "form", "part", "writer")}
+                f.write(json.dumps({**keep, "probs": [round(x, 5) for x in p]}, ensure_ascii=False) + "\n")
+        print(f"scored {name}: {len(rows)} texts in {time.time() - t0:.0f}s", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model-dir", default=os.path.expanduser("~/.cache/triage/models/multilingual-e5-small"))
@@ -262,7 +291,11 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=192, help="tokens per chunk in training (serving reads up to 512)")
     ap.add_argument("--batch-tokens", type=int, default=3072, help="padded tokens per step")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--seed", type=int, default=13, help="adapter initialisation (and data order, unless --order-seed)")
+    ap.add_argument("--order-seed", type=int, default=None,
+                    help="data order only; runs that differ only here start alike, so soup.py can average them")
+    ap.add_argument("--train-writers", default=",".join(data.WRITERS["train"]),
+                    help="corpus parts to train on, besides the shared train set and the real messages' train buckets")
     ap.add_argument("--limit", type=int, default=0, help="train on the first N texts only (smoke runs)")
     ap.add_argument("--splits", default="calib,test,dev",
                     help="splits to score after training; a trial of settings scores calib only, so test stays unseen")
@@ -275,7 +308,7 @@ def main():
         ap.error(f"--splits: unknown split(s) {', '.join(unknown)} (calib, test, dev)")
 
     torch.manual_seed(a.seed)
-    rng = random.Random(a.seed)
+    rng = random.Random(a.seed if a.order_seed is None else a.order_seed)
     torch.set_num_threads(a.threads)
     os.makedirs(a.out, exist_ok=True)
     os.makedirs(a.scores_dir, exist_ok=True)
@@ -287,7 +320,7 @@ def main():
     model = Classifier(Encoder(cfg, t, a.rank, a.alpha), cfg["hidden_size"])
     del t
 
-    train = data.split("train")
+    train = data.split("train", writers=a.train_writers.split(","))
     if a.limit:
         rng.shuffle(train)
         train = train[: a.limit]
@@ -325,7 +358,7 @@ def main():
         digest.update(json.dumps([r["id"], r["text"], sorted(r["labels"]), r["level"]], ensure_ascii=False).encode())
     log = {"texts": len(train), "data_sha256": digest.hexdigest(), "distill": a.distill, "steps": total, "trainable_params": n_params, "epochs": a.epochs,
            "rank": a.rank, "alpha": a.alpha, "lr": a.lr, "max_tokens": a.max_tokens, "threads": a.threads,
-           "seed": a.seed, "losses": []}
+           "seed": a.seed, "order_seed": a.order_seed, "writers": a.train_writers, "losses": []}
     start, step = time.time(), 0
     model.train()
     while step < total:
@@ -353,29 +386,8 @@ def main():
     delta = export(model, a.out, a.scores_dir, a.rank, a.alpha)
     log["delta_bytes"] = os.path.getsize(delta)
 
-    # Fixture for the Rust merge test: vectors and logits of a few texts, single-chunk.
-    fixture_texts = ["明天上午我就带汽油去镇政府", "咨询一下新农合报销比例",
-                     "再不给钱我就跟老板拼了", "这是我第五次反映了，还是没人管",
-                     "小区门口的路灯坏了一个月，晚上出行不便，请尽快修复。"]
-    items = []
-    with torch.no_grad():
-        for text in fixture_texts:
-            ids = torch.tensor([encode(tok, text, 512)])
-            logits, v = model(ids, torch.ones_like(ids), torch.zeros(1, dtype=torch.long), 1)
-            items.append({"text": text, "vector": [round(float(x), 6) for x in v[0]],
-                          "logits": [round(float(x), 5) for x in logits[0]]})
-    json.dump({"generated_by": "models/train/finetune.py (PyTorch f32, merged-equivalent LoRA)", "items": items},
-              open(os.path.join(a.out, "fixture.json"), "w"), ensure_ascii=False, indent=0)
-
-    for name in a.splits.split(","):
-        rows = data.split(name)
-        t0 = time.time()
-        probs = score(model, rows, tok, 512)
-        with open(os.path.join(a.scores_dir, f"scores-{name}.jsonl"), "w", encoding="utf-8") as f:
-            for r, p in zip(rows, probs):
-                keep = {k: r.get(k) for k in ("id", "labels", "level", "source", "persona", "form", "part", "writer")}
-                f.write(json.dumps({**keep, "probs": [round(x, 5) for x in p]}, ensure_ascii=False) + "\n")
-        print(f"scored {name}: {len(rows)} texts in {time.time() - t0:.0f}s", flush=True)
+    write_fixture(model, tok, a.out)
+    score_splits(model, tok, a.splits.split(","), a.scores_dir)
     log["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     json.dump(log, open(os.path.join(a.scores_dir, "train-log.json"), "w"), indent=1)
     print(json.dumps({k: v for k, v in log.items() if k != "losses"}))
