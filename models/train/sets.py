@@ -12,7 +12,7 @@ ignores):
 |---|---|
 | test-corpus.jsonl | the held-out writers' corpus parts (w4, w6) |
 | test-real.jsonl | the labelled real messages in the test buckets |
-| calib.jsonl | the calibration split (w7 and the real calibration buckets) |
+| calib.jsonl | the calibration split (w7, w16, w17 and the real calibration buckets) |
 | dev.jsonl | shared dev.jsonl |
 """
 import argparse

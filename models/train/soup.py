@@ -56,10 +56,11 @@ def main():
                     help="a finetune.py run directory (delta, heads.json, train-log.json), once per run; "
                          "a single run is written out as it is (to score it again on changed splits)")
     ap.add_argument("--model-dir", default=os.path.expanduser("~/.cache/triage/models/multilingual-e5-small"))
-    ap.add_argument("--out", default=os.path.join(finetune.data.REPO, "models", "delta"))
-    ap.add_argument("--scores-dir", default=os.path.join(finetune.data.REPO, "target", "finetune"))
-    ap.add_argument("--splits", default="calib,test,dev",
-                    help="splits to score; a trial scores calib only, so test stays unseen")
+    # Not models/delta: a soup is a trial until it is chosen (then copy it there).
+    ap.add_argument("--out", default=os.path.join(finetune.data.REPO, "target", "soup"))
+    ap.add_argument("--scores-dir", default=os.path.join(finetune.data.REPO, "target", "soup"))
+    ap.add_argument("--splits", default="calib",
+                    help="splits to score (calib, test, dev); a trial scores calib only, so test stays unseen")
     ap.add_argument("--max-rank", type=int, default=40,
                     help="cut each layer's averaged update to this rank (its largest singular values), so the delta stays small")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
@@ -96,8 +97,13 @@ def main():
         for l, m in enumerate(model.enc.layers):
             for k in LINEARS:
                 lin = getattr(m, k)
-                a_, b_, share = cut(torch.cat([d[f"l{l}.{k}.lora_a"].float() for d in deltas], 0),
-                             torch.cat([d[f"l{l}.{k}.lora_b"].float() / n for d in deltas], 1), rank)
+                a_ = torch.cat([d[f"l{l}.{k}.lora_a"].float() for d in deltas], 0)
+                b_ = torch.cat([d[f"l{l}.{k}.lora_b"].float() / n for d in deltas], 1)
+                # Under the cap the concatenation is kept as it is (exact; one run
+                # comes back byte for byte); over it, the best low-rank cut.
+                share = 1.0
+                if a_.shape[0] > rank:
+                    a_, b_, share = cut(a_, b_, rank)
                 kept.append(share)
                 lin.a.copy_(a_)
                 lin.b.copy_(b_)
@@ -122,7 +128,7 @@ def main():
         l.pop("losses", None)
     log = {
         "soup_of": logs,
-        "texts": max(l["texts"] for l in logs),
+        "texts_largest_run": max(l["texts"] for l in logs),
         "train_seconds": round(sum(l["train_seconds"] for l in logs), 1),
         "peak_rss_mb": max(max(l["peak_rss_mb"] for l in logs),
                            round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)),
@@ -130,7 +136,7 @@ def main():
         "alpha": rank,
         "seed": logs[0]["seed"],
         "delta_bytes": os.path.getsize(delta),
-        "soup_seconds": round(time.process_time(), 1),
+        "soup_cpu_seconds": round(time.process_time(), 1),
     }
     json.dump(log, open(os.path.join(a.scores_dir, "train-log.json"), "w"), indent=1)
     print(json.dumps({k: v for k, v in log.items() if k != "soup_of"}))

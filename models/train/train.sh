@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Trains the shipped risk model from the repository's data, on the CPU:
 #
-#   TRIAGE_RISK_VERSION=risk-2.3 models/train/train.sh
+#   TRIAGE_RISK_VERSION=risk-2.5 models/train/train.sh
 #
 # 1. a pinned Python environment in ~/.cache/triage/train-venv (requirements.txt);
 # 2. finetune.py: LoRA fine-tuning of multilingual-e5-small with the heads,
@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # The version the new heads file names, asked for before the hour of training.
-version="${TRIAGE_RISK_VERSION:?set TRIAGE_RISK_VERSION to the new model version, e.g. risk-2.3}"
+version="${TRIAGE_RISK_VERSION:?set TRIAGE_RISK_VERSION to the new model version, e.g. risk-2.5}"
 venv="${TRIAGE_TRAIN_VENV:-$HOME/.cache/triage/train-venv}"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
