@@ -120,6 +120,19 @@ def fit_labels(L, lv, gold_lab):
     return tl
 
 
+def figures(gold_lv, lv, gold_lab, fl):
+    """Cost and the issue's figures for bars' levels `lv` and flags `fl` against the gold."""
+    high_g, high_p = gold_lv >= 2, lv >= 2
+    return {
+        "mean_cost": round(float(COST[gold_lv, lv].mean()), 4),
+        "macro_f1": round(float(np.mean([f1(gold_lab[:, k], fl[:, k]) for k in range(5)])), 4),
+        "level_accuracy": round(float((lv == gold_lv).mean()), 4),
+        "under_triage": round(float((high_g & ~high_p).sum() / max(high_g.sum(), 1)), 4),
+        "false_alarm": round(float((~high_g & high_p).sum() / max((~high_g).sum(), 1)), 4),
+        "red_recall": round(float(((gold_lv == 3) & (lv == 3)).sum() / max((gold_lv == 3).sum(), 1)), 4),
+    }
+
+
 def held_out_writers(C, L, gold_lv, gold_lab, writer):
     """Each calibration writer judged with bars fitted on the others.
 
@@ -137,17 +150,9 @@ def held_out_writers(C, L, gold_lv, gold_lab, writer):
         t = fit_levels(C[fit], gold_lv[fit])
         tl = fit_labels(L[fit], levels(C[fit], t), gold_lab[fit])
         lv = levels(C[held], t)
-        fl = flags(L[held], lv, tl)
-        g = gold_lv[held]
-        total += float(COST[g, lv].sum())
-        out[w] = {
-            "texts": int(held.sum()),
-            "level_bars": t,
-            "mean_cost": round(float(COST[g, lv].mean()), 4),
-            "macro_f1": round(float(np.mean([f1(gold_lab[held][:, k], fl[:, k]) for k in range(5)])), 4),
-            "under_triage": round(float(((g >= 2) & (lv < 2)).sum() / max((g >= 2).sum(), 1)), 4),
-            "false_alarm": round(float(((g < 2) & (lv >= 2)).sum() / max((g < 2).sum(), 1)), 4),
-        }
+        total += float(COST[gold_lv[held], lv].sum())
+        out[w] = {"texts": int(held.sum()), "level_bars": t,
+                  **figures(gold_lv[held], lv, gold_lab[held], flags(L[held], lv, tl))}
     out["total_cost"] = round(total, 1)
     return out
 
@@ -174,17 +179,11 @@ def main():
     conf = np.zeros((4, 4), dtype=int)
     for g, p in zip(gold_lv, lv):
         conf[g, p] += 1
-    high_g, high_p = gold_lv >= 2, lv >= 2
     calib = {
         "texts": len(rows),
         "writers": sorted({r["writer"] for r in rows}),
         "cost": COST.tolist(),
-        "mean_cost": round(float(COST[gold_lv, lv].mean()), 4),
-        "macro_f1": round(float(np.mean([f1(gold_lab[:, k], fl[:, k]) for k in range(5)])), 4),
-        "level_accuracy": round(float((lv == gold_lv).mean()), 4),
-        "under_triage": round(float((high_g & ~high_p).sum() / max(high_g.sum(), 1)), 4),
-        "false_alarm": round(float((~high_g & high_p).sum() / max((~high_g).sum(), 1)), 4),
-        "red_recall": round(float(((gold_lv == 3) & (lv == 3)).sum() / max((gold_lv == 3).sum(), 1)), 4),
+        **figures(gold_lv, lv, gold_lab, fl),
         "level_confusion": conf.tolist(),
         "held_out_writers": held_out_writers(C, L, gold_lv, gold_lab, np.array([r["writer"] for r in rows])),
     }

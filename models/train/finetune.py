@@ -250,6 +250,23 @@ def score(model, rows, tok, max_tokens):
     return out
 
 
+def check_splits(ap, splits):
+    """Refuses an unknown split name before any work starts."""
+    unknown = sorted(set(splits.split(",")) - {"calib", "test", "dev"})
+    if unknown:
+        ap.error(f"--splits: unknown split(s) {', '.join(unknown)} (calib, test, dev)")
+
+
+def load(model_dir, rank, alpha):
+    """The tokenizer, and the classifier on the registry's weights with fresh rank-`rank` adapters."""
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
+    tok.no_padding()
+    tok.no_truncation()
+    cfg, t = read_blob(os.path.join(model_dir, "e5-small-q4.bin"))
+    return tok, Classifier(Encoder(cfg, t, rank, alpha), cfg["hidden_size"])
+
+
 def write_fixture(model, tok, out_dir):
     """Vectors and logits of a few single-chunk texts, for the Rust merge test."""
     fixture_texts = ["明天上午我就带汽油去镇政府", "咨询一下新农合报销比例",
@@ -303,22 +320,14 @@ def main():
                     help="weight of the term holding each chunk's vector near the base model's (cosine), so search keeps its neighbours")
     a = ap.parse_args()
     # Checked before the hour of training, not after it.
-    unknown = sorted(set(a.splits.split(",")) - {"calib", "test", "dev"})
-    if unknown:
-        ap.error(f"--splits: unknown split(s) {', '.join(unknown)} (calib, test, dev)")
+    check_splits(ap, a.splits)
 
     torch.manual_seed(a.seed)
     rng = random.Random(a.seed if a.order_seed is None else a.order_seed)
     torch.set_num_threads(a.threads)
     os.makedirs(a.out, exist_ok=True)
     os.makedirs(a.scores_dir, exist_ok=True)
-    from tokenizers import Tokenizer
-    tok = Tokenizer.from_file(os.path.join(a.model_dir, "tokenizer.json"))
-    tok.no_padding()
-    tok.no_truncation()
-    cfg, t = read_blob(os.path.join(a.model_dir, "e5-small-q4.bin"))
-    model = Classifier(Encoder(cfg, t, a.rank, a.alpha), cfg["hidden_size"])
-    del t
+    tok, model = load(a.model_dir, a.rank, a.alpha)
 
     train = data.split("train", writers=a.train_writers.split(","))
     if a.limit:

@@ -33,7 +33,7 @@ from safetensors.torch import load_file
 
 sys.path.insert(0, os.path.dirname(__file__))
 import finetune  # noqa: E402
-from finetune import LINEARS, Classifier, Encoder, read_blob  # noqa: E402
+from finetune import LINEARS  # noqa: E402
 
 
 def cut(a, b, rank):
@@ -65,9 +65,7 @@ def main():
                     help="cut each layer's averaged update to this rank (its largest singular values), so the delta stays small")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     a = ap.parse_args()
-    unknown = sorted(set(a.splits.split(",")) - {"calib", "test", "dev"})
-    if unknown:
-        ap.error(f"--splits: unknown split(s) {', '.join(unknown)} (calib, test, dev)")
+    finetune.check_splits(ap, a.splits)
     torch.set_num_threads(a.threads)
     os.makedirs(a.out, exist_ok=True)
     os.makedirs(a.scores_dir, exist_ok=True)
@@ -84,14 +82,8 @@ def main():
     ranks = [d["l0.q.lora_a"].shape[0] for d in deltas]
     rank = min(sum(ranks), a.max_rank)
 
-    from tokenizers import Tokenizer
-    tok = Tokenizer.from_file(os.path.join(a.model_dir, "tokenizer.json"))
-    tok.no_padding()
-    tok.no_truncation()
-    cfg, t = read_blob(os.path.join(a.model_dir, "e5-small-q4.bin"))
     # alpha = rank: scale 1, so B holds the (already scaled) stored B's as they are.
-    model = Classifier(Encoder(cfg, t, rank, rank), cfg["hidden_size"])
-    del t
+    tok, model = finetune.load(a.model_dir, rank, rank)
     kept = []
     with torch.no_grad():
         for l, m in enumerate(model.enc.layers):
