@@ -24,8 +24,8 @@ use qdrant_edge::{
 
 use crate::payload::{filter_json, CasePayload};
 use crate::{
-    cosine, point_uuid, prefetch_limit, CaseFilter, CaseQuery, CaseRecord, CaseStore, Hit, IndexKind, Ranking,
-    Redacted, SparseVector, StoreError, HNSW_EF, INDEXED_FIELDS, SPARSE_VECTOR,
+    cosine, point_uuid, CaseFilter, CaseQuery, CaseRecord, CaseStore, Hit, IndexKind, Ranking, Redacted, SparseVector,
+    StoreError, HNSW_EF, INDEXED_FIELDS, SPARSE_VECTOR,
 };
 
 const CONFIG_FILE: &str = "edge_config.json";
@@ -264,7 +264,7 @@ fn nearest(q: &CaseQuery, sparse: bool) -> ScoringQuery {
     let (query, using) = if sparse {
         (VectorInternal::Sparse(sparse_edge(&q.sparse)), Some(SPARSE_VECTOR.to_string()))
     } else {
-        (VectorInternal::Dense(q.dense.clone()), None)
+        (VectorInternal::Dense(q.ranking_vector()), None)
     };
     ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery { query, using }))
 }
@@ -386,7 +386,7 @@ impl CaseStore for EdgeStore {
             let prefetch = |sparse: bool| Prefetch {
                 prefetches: vec![],
                 query: Some(nearest(&q, sparse)),
-                limit: prefetch_limit(top_k),
+                limit: q.prefetch_for(top_k),
                 params: Some(params(&q)),
                 filter: Some(filter.clone()),
                 score_threshold: None,
@@ -461,6 +461,24 @@ impl CaseStore for EdgeStore {
                 .map_err(backend)?;
             let cases = recs.into_iter().map(|r| record(r.payload, r.vector)).collect::<Result<Vec<_>, _>>()?;
             Ok((cases, next.map(|id| id.to_string())))
+        })
+        .await
+    }
+
+    async fn sample_vectors(&self, limit: usize) -> Result<Vec<Vec<f32>>, StoreError> {
+        self.blocking(move |inner| {
+            let (recs, _) = inner
+                .shard
+                .scroll(ScrollRequest {
+                    offset: None,
+                    limit: Some(limit),
+                    filter: None,
+                    with_payload: Some(WithPayloadInterface::Bool(false)),
+                    with_vector: WithVector::Selector(vec![String::new()]),
+                    order_by: None,
+                })
+                .map_err(backend)?;
+            Ok(recs.into_iter().map(|r| vectors_of(r.vector).0).collect())
         })
         .await
     }

@@ -10,6 +10,7 @@
 //! Qdrant: `wait=true`).
 
 mod edge;
+pub mod expand;
 mod payload;
 mod reindex;
 mod remote;
@@ -20,6 +21,7 @@ use sha2::{Digest, Sha256};
 use triage_proto::{Label, RiskLevel};
 
 pub use edge::EdgeStore;
+pub use expand::{Feedback, Profile, Refine, StoreProfile, HYBRID};
 pub use payload::CasePayload;
 pub use reindex::{add_sparse_vectors, ReindexSummary};
 pub use remote::QdrantStore;
@@ -94,6 +96,8 @@ pub struct CaseFilter {
     pub reporter_hash: Option<String>,
     /// Leave this case out (a case is always most similar to itself).
     pub exclude_case_id: Option<String>,
+    /// Only these cases, when given (the second round of [`expand::query`]).
+    pub within: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -148,11 +152,29 @@ pub struct CaseQuery {
     pub ef: Option<usize>,
     /// Exact search instead of the HNSW graph (the benchmark's ground truth).
     pub exact: bool,
+    /// Subtracted from `dense` before ranking by it ([`expand`]); the hits'
+    /// `score` stays the cosine with `dense` itself.
+    pub centre: Option<Vec<f32>>,
+    /// Candidates each list hands the fusion; `None`: [`prefetch_limit`].
+    pub prefetch: Option<usize>,
 }
 
 impl CaseQuery {
     pub fn new(dense: Vec<f32>, sparse: SparseVector, ranking: Ranking) -> Self {
-        Self { dense, sparse, ranking, ef: None, exact: false }
+        Self { dense, sparse, ranking, ef: None, exact: false, centre: None, prefetch: None }
+    }
+
+    /// The vector the dense list ranks by: `dense`, less `centre` if given.
+    pub fn ranking_vector(&self) -> Vec<f32> {
+        match &self.centre {
+            Some(c) if c.len() == self.dense.len() => self.dense.iter().zip(c).map(|(a, b)| a - b).collect(),
+            _ => self.dense.clone(),
+        }
+    }
+
+    /// Candidates each list hands the fusion for `top_k` hits.
+    pub fn prefetch_for(&self, top_k: usize) -> usize {
+        self.prefetch.unwrap_or_else(|| prefetch_limit(top_k))
     }
 }
 
@@ -226,6 +248,9 @@ pub trait CaseStore: Send + Sync {
     /// dense ones), from the cursor on; the next page's cursor, if any.
     async fn scroll(&self, from: Option<String>, limit: usize)
         -> Result<(Vec<CaseRecord>, Option<String>), StoreError>;
+    /// The dense vectors of up to `limit` cases, the first in point-id order.
+    /// Point ids are hashes of case ids, so these are a fair sample.
+    async fn sample_vectors(&self, limit: usize) -> Result<Vec<Vec<f32>>, StoreError>;
     /// Sets the sparse vector of cases that still have none, by case id;
     /// a case written meanwhile (with its own) is left alone.
     async fn fill_sparse(&self, cases: Vec<(String, SparseVector)>) -> Result<(), StoreError>;

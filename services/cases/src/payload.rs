@@ -111,6 +111,9 @@ pub fn filter_json(f: &CaseFilter) -> serde_json::Value {
     if let Some(h) = &f.reporter_hash {
         must.push(json!({"key": "reporter", "match": {"value": h}}));
     }
+    if let Some(ids) = &f.within {
+        must.push(json!({"has_id": ids.iter().map(|id| crate::point_uuid(id)).collect::<Vec<_>>()}));
+    }
     let mut filter = json!({ "must": must });
     if let Some(id) = &f.exclude_case_id {
         filter["must_not"] = json!([{"has_id": [crate::point_uuid(id)]}]);

@@ -18,8 +18,8 @@ use qdrant_client::{Payload, Qdrant};
 
 use crate::payload::CasePayload;
 use crate::{
-    cosine, point_uuid, prefetch_limit, CaseFilter, CaseQuery, CaseRecord, CaseStore, Hit, IndexKind, Ranking,
-    SparseVector, StoreError, HNSW_EF, INDEXED_FIELDS, SPARSE_VECTOR,
+    cosine, point_uuid, CaseFilter, CaseQuery, CaseRecord, CaseStore, Hit, IndexKind, Ranking, SparseVector,
+    StoreError, HNSW_EF, INDEXED_FIELDS, SPARSE_VECTOR,
 };
 
 pub struct QdrantStore {
@@ -141,7 +141,7 @@ fn nearest(q: &CaseQuery, sparse: bool) -> (Query, Option<&'static str>) {
         let v = VectorInput::new_sparse(q.sparse.indices.clone(), q.sparse.values.clone());
         (Query::new_nearest(v), Some(SPARSE_VECTOR))
     } else {
-        (Query::new_nearest(q.dense.clone()), None)
+        (Query::new_nearest(q.ranking_vector()), None)
     }
 }
 
@@ -188,6 +188,9 @@ fn filter_of(f: &CaseFilter) -> Filter {
     }
     if let Some(h) = &f.reporter_hash {
         must.push(Condition::matches("reporter", h.clone()));
+    }
+    if let Some(ids) = &f.within {
+        must.push(Condition::has_id(ids.iter().map(|id| PointId::from(point_uuid(id)))));
     }
     let mut filter = Filter::must(must);
     if let Some(id) = &f.exclude_case_id {
@@ -293,7 +296,7 @@ impl CaseStore for QdrantStore {
             let (query, using) = nearest(q, sparse);
             let mut p = PrefetchQueryBuilder::default()
                 .query(query)
-                .limit(prefetch_limit(top_k) as u64)
+                .limit(q.prefetch_for(top_k) as u64)
                 .filter(filter.clone())
                 .params(params(q));
             if let Some(u) = using {
@@ -366,6 +369,15 @@ impl CaseStore for QdrantStore {
         });
         let cases = res.result.into_iter().map(record).collect::<Result<Vec<_>, _>>()?;
         Ok((cases, next))
+    }
+
+    async fn sample_vectors(&self, limit: usize) -> Result<Vec<Vec<f32>>, StoreError> {
+        let b = ScrollPointsBuilder::new(&self.collection)
+            .limit(limit.min(u32::MAX as usize) as u32)
+            .with_payload(false)
+            .with_vectors(VectorsSelector { names: vec![String::new()] });
+        let res = self.client.scroll(b).await.map_err(backend)?;
+        Ok(res.result.into_iter().map(|p| vectors_of(p.vectors.as_ref()).0).collect())
     }
 
     async fn fill_sparse(&self, cases: Vec<(String, SparseVector)>) -> Result<(), StoreError> {

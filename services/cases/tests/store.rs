@@ -2,8 +2,8 @@
 //! server whenever `QDRANT_URL` is set (e.g. `QDRANT_URL=http://localhost:6334`).
 
 use triage_cases::{
-    add_sparse_vectors, terms, CaseFilter, CaseQuery, CaseRecord, CaseStore, EdgeStore, QdrantStore, Ranking, Redacted,
-    SparseVector, StoreError, DEFAULT_RANKING,
+    add_sparse_vectors, expand, terms, CaseFilter, CaseQuery, CaseRecord, CaseStore, EdgeStore, Feedback, Profile,
+    QdrantStore, Ranking, Redacted, Refine, SparseVector, StoreError, DEFAULT_RANKING,
 };
 use triage_proto::{Label, RiskLevel};
 
@@ -226,6 +226,107 @@ async fn hybrid(store: &dyn CaseStore) {
     }
 }
 
+/// Centring, feedback, and what they rest on: the sample of vectors and the
+/// restriction to given cases. Needs a store of its own (the mean is the
+/// whole store's).
+async fn refinements(store: &dyn CaseStore) {
+    let norm = |v: Vec<f32>| {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / n).collect::<Vec<f32>>()
+    };
+    let mix = |parts: &[(usize, f32)]| {
+        let mut v = vec![0.0; DIM];
+        parts.iter().for_each(|&(i, w)| v[i] += w);
+        norm(v)
+    };
+    let words = |ids: &[u32]| SparseVector::from_pairs(ids.iter().map(|&i| (i, 1.0)));
+    // Five typical cases near one direction, one atypical case off it.
+    let mut cases: Vec<CaseRecord> = (0..5)
+        .map(|k| {
+            let mut c =
+                case(&format!("t{k}"), mix(&[(0, 1.0), (4 + k % 4, 0.1)]), &[], RiskLevel::Blue, "东城", "r", 1);
+            c.sparse = words(&[100 + k as u32]);
+            c
+        })
+        .collect();
+    let mut u = case("u", mix(&[(3, 1.0)]), &[], RiskLevel::Blue, "东城", "r", 1);
+    u.sparse = words(&[200]);
+    cases.push(u);
+    // For the feedback: `a` matches the query in vector and word; `b` shares
+    // only `a`'s other word and leans its way; `c` is nearer the query's
+    // vector than `b` but like nothing else.
+    for (id, v, w) in [
+        ("a", mix(&[(1, 1.0), (2, 1.0)]), words(&[1, 2])),
+        ("b", mix(&[(2, 1.0)]), words(&[2])),
+        ("c", mix(&[(1, 0.3), (5, 1.0)]), words(&[300])),
+    ] {
+        let mut c = case(id, v, &[], RiskLevel::Blue, "西城", "r", 2);
+        c.sparse = w;
+        cases.push(c);
+    }
+    store.upsert(cases.clone()).await.unwrap();
+
+    let sample = store.sample_vectors(100).await.unwrap();
+    assert_eq!(sample.len(), cases.len(), "a sample larger than the store is the whole store");
+    let limited = store.sample_vectors(3).await.unwrap();
+    assert_eq!(limited.len(), 3);
+    assert!(limited.iter().all(|v| v.len() == DIM));
+    let profile = Profile::of(&sample);
+
+    // Restricting to given cases holds under every ranking.
+    let within = CaseFilter { within: Some(vec!["a".into(), "c".into()]), ..Default::default() };
+    for rk in [Ranking::Dense, Ranking::Sparse, Ranking::Dbsf] {
+        let q = CaseQuery::new(mix(&[(1, 1.0)]), words(&[1, 300]), rk);
+        let mut got =
+            ids(&store.query(&q, &within, 10).await.unwrap()).into_iter().map(String::from).collect::<Vec<_>>();
+        got.sort();
+        assert_eq!(got, ["a", "c"], "{rk:?}");
+    }
+
+    // Centring: the query leans towards the typical direction, so plain
+    // cosine puts a typical case first; less the store's mean, the atypical
+    // case it also leans to comes first. The score stays the cosine.
+    let typical = CaseFilter { district: Some("东城".into()), ..Default::default() };
+    let q = CaseQuery::new(mix(&[(0, 1.0), (3, 0.7)]), SparseVector::default(), Ranking::Dense);
+    let plain = expand::query(store, &profile, &q, &typical, 6, Refine::NONE).await.unwrap();
+    assert!(ids(&plain)[0].starts_with('t'), "{:?}", ids(&plain));
+    let centred = Refine { centre: Some(1.0), ..Refine::NONE };
+    let hits = expand::query(store, &profile, &q, &typical, 6, centred).await.unwrap();
+    assert_eq!(ids(&hits)[0], "u", "{:?}", ids(&hits));
+    assert!((hits[0].score - 0.7 / 0.7f32.hypot(1.0)).abs() < 1e-3, "{}", hits[0].score);
+    let no_profile = expand::query(store, &Profile::default(), &q, &typical, 6, centred).await.unwrap();
+    assert_eq!(ids(&no_profile), ids(&plain), "no mean, no centring");
+
+    // Feedback: one round ranks `c` above `b` (nearer in vector, no shared
+    // word); moved towards its best hit `a`, the second round ranks `b`,
+    // `a`'s neighbour, above `c`.
+    let fed = Refine { centre: None, feedback: Some(Feedback { candidates: 10, cases: 1, weight: 1.0, terms: 16 }) };
+    let q = CaseQuery::new(mix(&[(1, 1.0)]), words(&[1]), Ranking::Dbsf);
+    let at = |hits: &[triage_cases::Hit], id: &str| hits.iter().position(|h| h.case.case_id == id).unwrap();
+    let one = expand::query(store, &profile, &q, &CaseFilter::default(), 10, Refine::NONE).await.unwrap();
+    assert_eq!(ids(&one)[0], "a");
+    assert!(at(&one, "c") < at(&one, "b"), "{:?}", ids(&one));
+    let two = expand::query(store, &profile, &q, &CaseFilter::default(), 10, fed).await.unwrap();
+    assert_eq!(ids(&two)[0], "a");
+    assert!(at(&two, "b") < at(&two, "c"), "{:?}", ids(&two));
+    assert!(two[at(&two, "b")].score.abs() < 1e-3, "b's score is its cosine with the query itself");
+    // Filters hold in both rounds.
+    let west = CaseFilter { district: Some("西城".into()), exclude_case_id: Some("a".into()), ..Default::default() };
+    let mut got = ids(&expand::query(store, &profile, &q, &west, 10, fed).await.unwrap())
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    got.sort();
+    assert_eq!(got, ["b", "c"]);
+}
+
+#[tokio::test]
+async fn embedded_store_refines_hybrid_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EdgeStore::open(dir.path(), DIM).unwrap();
+    refinements(&store).await;
+}
+
 #[tokio::test]
 async fn embedded_store_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
@@ -420,6 +521,15 @@ async fn qdrant_server_keeps_the_contract() {
     assert_eq!((store.count().await.unwrap(), store.count_with_text().await.unwrap()), (before, 0));
     let got = store.get("r-1", true).await.unwrap().unwrap();
     assert_eq!((got.text, got.sparse), (None, kept.sparse));
+    qdrant_client(&url, key).delete_collection(&collection).await.unwrap();
+}
+
+#[tokio::test]
+async fn qdrant_server_refines_hybrid_search() {
+    let Some((url, key)) = qdrant_server() else { return };
+    let collection = fresh_collection("refine");
+    let store = QdrantStore::connect(&url, key.clone(), &collection, DIM).await.unwrap();
+    refinements(&store).await;
     qdrant_client(&url, key).delete_collection(&collection).await.unwrap();
 }
 

@@ -34,7 +34,8 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 use triage_cases::{
-    CaseFilter, CaseQuery, CaseRecord, CaseStore, EdgeStore, Hit, Ranking, SparseVector, DEFAULT_RANKING, HNSW_EF,
+    expand, CaseFilter, CaseQuery, CaseRecord, CaseStore, EdgeStore, Hit, Ranking, Refine, SparseVector, StoreProfile,
+    DEFAULT_RANKING, HNSW_EF, HYBRID,
 };
 use triage_proto::{Label, RiskLevel};
 
@@ -251,6 +252,8 @@ struct Report {
     import_per_s: Option<f64>,
     index_build_s: Option<f64>,
     disk_mb: f64,
+    /// Profiling the store (a sample of its cases), once per store.
+    profile_ms: f64,
     bench_peak_rss_mb: f64,
     serve_peak_rss_mb: Option<f64>,
     /// `triage serve`'s resident memory after the searches, split into its
@@ -332,17 +335,31 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<ExitCode> {
     report.cases = rt.block_on(store.count())?;
     report.disk_mb = dir_size(&cases_dir) as f64 / 1e6;
 
+    // The service profiles the store once and keeps it (`StoreProfile`); timed here on its own.
+    let t = Instant::now();
+    let profile = rt.block_on(StoreProfile::new().get(&store))?;
+    report.profile_ms = t.elapsed().as_secs_f64() * 1e3;
+    eprintln!("store profiled in {:.0} ms", report.profile_ms);
     let queries: Vec<CaseQuery> = (0..args.queries).map(|q| gen.query(q)).collect();
     for (name, filter) in filters() {
         // The word list alone is shown for where hybrid's time goes (its
-        // inverted index is searched exactly, so its recall is 1 by construction).
-        for (ranking, label) in [(Ranking::Dense, "dense"), (Ranking::Sparse, "sparse"), (DEFAULT_RANKING, "hybrid")] {
+        // inverted index is searched exactly, so its recall is 1 by
+        // construction), and one round of fusion for what centring and
+        // feedback add to it.
+        let lists = [
+            (Ranking::Dense, "dense", false),
+            (Ranking::Sparse, "sparse", false),
+            (DEFAULT_RANKING, "fusion, one round", false),
+            (DEFAULT_RANKING, "hybrid", true),
+        ];
+        for (ranking, label, refined) in lists {
+            let refine = if refined { HYBRID } else { Refine::NONE };
             let mut truth = Vec::with_capacity(queries.len());
             let mut exact_times = Vec::with_capacity(queries.len());
             for q in &queries {
                 let q = CaseQuery { ranking, exact: true, ..q.clone() };
                 let t = Instant::now();
-                truth.push(ids(&rt.block_on(store.query(&q, &filter, 10))?));
+                truth.push(ids(&rt.block_on(expand::query(&store, &profile, &q, &filter, 10, refine))?));
                 exact_times.push(t.elapsed());
             }
             // Exact search (every vector compared, after the filter) is what a
@@ -364,7 +381,7 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<ExitCode> {
                 for (q, want) in queries.iter().zip(&truth) {
                     let q = CaseQuery { ranking, ef: Some(ef), ..q.clone() };
                     let t = Instant::now();
-                    let got = ids(&rt.block_on(store.query(&q, &filter, 10))?);
+                    let got = ids(&rt.block_on(expand::query(&store, &profile, &q, &filter, 10, refine))?);
                     times.push(t.elapsed());
                     found += want.iter().filter(|w| got.contains(w)).count();
                     wanted += want.len();

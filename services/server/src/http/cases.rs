@@ -7,7 +7,9 @@ use axum::extract::{Path, State};
 use axum::Json;
 use std::collections::{BTreeSet, HashMap};
 
-use triage_cases::{terms, CaseFilter, CaseQuery, CaseRecord, Hit, Ranking, SparseVector, DEFAULT_RANKING};
+use triage_cases::{
+    expand, terms, CaseFilter, CaseQuery, CaseRecord, Hit, Ranking, Refine, SparseVector, DEFAULT_RANKING, HYBRID,
+};
 use triage_proto::time::Timestamp;
 use triage_proto::{
     Case, CaseRequest, DeleteResponse, ErrorBody, ErrorCode, SearchHit, SearchQuery, SearchRequest, SearchResponse,
@@ -117,6 +119,7 @@ pub async fn search(
         received_to: parse_time("filters.received_to", &f.received_to, None)?,
         reporter_hash: f.reporter.as_deref().map(|r| state.service.hash_reporter(r)),
         exclude_case_id: None,
+        within: None,
     };
     let ranking = match req.ranking.as_deref() {
         None | Some("hybrid") => DEFAULT_RANKING,
@@ -156,7 +159,15 @@ pub async fn search(
         _ => return Err(ApiError::new(ErrorCode::InvalidRequest, "send exactly one of text and case_id")),
     };
     let sparse = SparseVector::from_pairs(words.iter().map(|t| (t.id, t.weight)));
-    let hits = state.service.store().query(&CaseQuery::new(vector.clone(), sparse, ranking), &filter, top_k).await?;
+    let store = state.service.store();
+    // The refinements are hybrid search's; "dense" and "sparse" stay the lists alone.
+    let (profile, refine) = if ranking == DEFAULT_RANKING {
+        (state.service.store_profile().get(store).await?, HYBRID)
+    } else {
+        (Default::default(), Refine::NONE)
+    };
+    let q = CaseQuery::new(vector.clone(), sparse, ranking);
+    let hits = expand::query(store, &profile, &q, &filter, top_k, refine).await?;
     let names: HashMap<u32, &terms::Term> = words.iter().filter(|t| !t.term.is_empty()).map(|t| (t.id, t)).collect();
     let shared_ids: BTreeSet<u32> =
         hits.iter().flat_map(|h| h.case.sparse.indices.iter().copied().filter(|i| names.contains_key(i))).collect();

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use triage_cases::{CaseFilter, CaseRecord, CaseStore, Hit};
+use triage_cases::{CaseFilter, CaseRecord, CaseStore, Hit, StoreProfile};
 use triage_proto::time::Timestamp;
 use triage_proto::{CaseContext, ErrorCode, Escalation, Label, RiskLevel, SimilarCase, TriageResponse};
 use triage_queue::{Batching, Health, InferenceQueue, QueueError};
@@ -102,6 +102,8 @@ pub struct Service {
     judge: Arc<dyn Judge>,
     queue: InferenceQueue,
     store: Arc<dyn CaseStore>,
+    /// The store's mean vector and commonest words, for hybrid search.
+    store_profile: StoreProfile,
     policy: RwLock<Arc<Policy>>,
     policy_path: Option<PathBuf>,
     salt: Vec<u8>,
@@ -116,6 +118,7 @@ impl Service {
             judge,
             queue,
             store,
+            store_profile: StoreProfile::new(),
             policy: RwLock::new(Arc::new(config.policy)),
             policy_path: config.policy_path,
             salt: config.salt,
@@ -134,6 +137,10 @@ impl Service {
 
     pub fn store(&self) -> &dyn CaseStore {
         self.store.as_ref()
+    }
+
+    pub fn store_profile(&self) -> &StoreProfile {
+        &self.store_profile
     }
 
     pub fn model_version(&self) -> &str {
