@@ -14,9 +14,9 @@
 //!   [`Feedback::cases`] hits of a first round are taken as related. Their
 //!   mean vector and mean term weights are added to the query's, and a second
 //!   round ranks the first round's candidates again. That round is restricted
-//!   to those candidates (at most two prefetch lists) and to the heaviest
-//!   [`Feedback::terms`] words, so it costs about a millisecond at a million
-//!   cases, not a second search of the store.
+//!   to those candidates (the union of the first round's two lists) and to
+//!   the heaviest [`Feedback::terms`] words, so it costs about a millisecond
+//!   at a million cases, not a second search of the store.
 //!
 //! Centring needs the store's [`Profile`]: its mean vector, from a sample of
 //! its cases, kept by [`StoreProfile`] and taken again as the store grows.
@@ -42,7 +42,10 @@ const PROFILE_CHECK: Duration = Duration::from_secs(60);
 pub struct Feedback {
     /// How long each list of both rounds is (at least the hits asked for).
     /// Longer lists cost time in the first round, which is a search of the
-    /// whole store.
+    /// whole store. For more than 12 hits this is shorter than the one-round
+    /// fusion's lists ([`crate::prefetch_limit`]: 4 a hit): feedback reads
+    /// the first round's best ten, and its candidates are the pool the second
+    /// round ranks, so they need not grow with the hits asked for.
     pub candidates: usize,
     /// How many of the first round's best hits are read as related.
     pub cases: usize,
@@ -51,6 +54,9 @@ pub struct Feedback {
     /// How many words the second round's word query keeps: the heaviest of
     /// the query's own and its feedback's. A word list's cost grows with its
     /// words (each is a posting list to walk), and the feedback brings hundreds.
+    /// "Heaviest" is by term weight alone: the IDF lives in the store, not
+    /// here, so a common word can displace a rare one; 16 words ranked as well
+    /// as all of them on the real messages (EVALUATION.md).
     pub terms: usize,
 }
 
@@ -59,6 +65,7 @@ pub struct Feedback {
 pub struct Refine {
     /// The share of the store's mean a query loses before the dense list ranks by it.
     pub centre: Option<f32>,
+    /// A second round moved towards the first round's best hits.
     pub feedback: Option<Feedback>,
 }
 
@@ -80,10 +87,10 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// From the cases' vectors (a sample of the store); vectors of another
-    /// size than the first are left out.
+    /// From the cases' vectors (a sample of the store); empty vectors, and
+    /// vectors of another size than the first non-empty one, are left out.
     pub fn of(vectors: &[Vec<f32>]) -> Self {
-        let dim = vectors.first().map_or(0, Vec::len);
+        let dim = vectors.iter().map(Vec::len).find(|&n| n > 0).unwrap_or(0);
         let same: Vec<&Vec<f32>> = vectors.iter().filter(|v| v.len() == dim && dim > 0).collect();
         let mean = (!same.is_empty()).then(|| {
             let mut m = vec![0.0f32; dim];
@@ -97,7 +104,11 @@ impl Profile {
 }
 
 /// A store's [`Profile`], taken again when the store has grown or shrunk by
-/// more than a tenth since it was last taken.
+/// more than a tenth since it was last taken (its size is checked at most
+/// once a minute). A store whose cases are replaced at a constant size keeps
+/// its profile until the process restarts; the mean of an archive moves
+/// slowly. Searches wait while a profile is taken (25 ms at a million
+/// cases, BENCHMARKS.md).
 #[derive(Debug, Default)]
 pub struct StoreProfile {
     cached: tokio::sync::Mutex<Option<Cached>>,
@@ -117,17 +128,18 @@ impl StoreProfile {
 
     pub async fn get(&self, store: &dyn CaseStore) -> Result<Arc<Profile>, StoreError> {
         let mut cached = self.cached.lock().await;
-        if let Some(c) = cached.as_mut() {
+        if let Some(c) = cached.as_ref() {
             if c.checked.elapsed() < PROFILE_CHECK {
                 return Ok(c.profile.clone());
             }
-            let count = store.count().await?;
+        }
+        let count = store.count().await?;
+        if let Some(c) = cached.as_mut() {
             if count.abs_diff(c.count) * 10 <= c.count {
                 c.checked = Instant::now();
                 return Ok(c.profile.clone());
             }
         }
-        let count = store.count().await?;
         let profile = if count < PROFILE_MIN_CASES {
             Profile::default()
         } else {
@@ -165,7 +177,7 @@ pub async fn query(
         return store.query(&q, filter, top_k).await;
     }
     let fb = match refine.feedback {
-        Some(fb) if fb.cases > 0 && !q.sparse.is_empty() => fb,
+        Some(fb) if fb.cases > 0 => fb,
         _ => return store.query(&q, filter, top_k).await,
     };
     let prefetch = fb.candidates.max(top_k);
@@ -252,7 +264,7 @@ mod tests {
 
     #[test]
     fn profile_takes_the_mean_of_vectors_of_one_size() {
-        let p = Profile::of(&[vec![1.0, 0.0], vec![0.0, 1.0], vec![5.0]]);
+        let p = Profile::of(&[vec![], vec![1.0, 0.0], vec![0.0, 1.0], vec![5.0]]);
         assert_eq!(p.mean, Some(vec![0.5, 0.5]));
         assert_eq!(Profile::of(&[]), Profile::default());
     }

@@ -3,7 +3,7 @@
 
 use triage_cases::{
     add_sparse_vectors, expand, terms, CaseFilter, CaseQuery, CaseRecord, CaseStore, EdgeStore, Feedback, Profile,
-    QdrantStore, Ranking, Redacted, Refine, SparseVector, StoreError, DEFAULT_RANKING,
+    QdrantStore, Ranking, Redacted, Refine, SparseVector, StoreError, DEFAULT_RANKING, HYBRID,
 };
 use triage_proto::{Label, RiskLevel};
 
@@ -310,6 +310,15 @@ async fn refinements(store: &dyn CaseStore) {
     assert_eq!(ids(&two)[0], "a");
     assert!(at(&two, "b") < at(&two, "c"), "{:?}", ids(&two));
     assert!(two[at(&two, "b")].score.abs() < 1e-3, "b's score is its cosine with the query itself");
+    // Both together, centred in both rounds, as hybrid search runs them.
+    let both = Refine { centre: Some(0.5), ..fed };
+    let hits = expand::query(store, &profile, &q, &CaseFilter::default(), 10, both).await.unwrap();
+    assert_eq!(ids(&hits)[0], "a");
+    assert!(at(&hits, "b") < at(&hits, "c"), "{:?}", ids(&hits));
+    assert!((hits[0].score - 1.0 / 2f32.sqrt()).abs() < 1e-3, "{}", hits[0].score);
+    let shipped = expand::query(store, &profile, &q, &CaseFilter::default(), 10, HYBRID).await.unwrap();
+    assert_eq!(ids(&shipped)[0], "a", "{:?}", ids(&shipped));
+    assert_eq!(shipped.len(), cases.len(), "every case is a candidate in a store this small");
     // Filters hold in both rounds.
     let west = CaseFilter { district: Some("西城".into()), exclude_case_id: Some("a".into()), ..Default::default() };
     let mut got = ids(&expand::query(store, &profile, &q, &west, 10, fed).await.unwrap())

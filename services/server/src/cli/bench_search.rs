@@ -20,8 +20,10 @@
 //!
 //! Measured: import rate (batches of 1,000, each flushed, as the service
 //! writes), index build time, on-disk size; per filter, top-10 latency p50
-//! and p99 and recall@10 against exact search, for the dense list and for
-//! the hybrid ranking the service uses; this process's peak RSS; and, with
+//! and p99 and recall@10 against exact search, for the dense list, the word
+//! list alone, Qdrant's one-round fusion of the two, and the hybrid search
+//! the service runs (`triage_cases::expand`); the time to profile the
+//! store; this process's peak RSS; and, with
 //! `--serve`, the peak RSS of `triage serve` on the store while it answers
 //! searches by case id.
 
@@ -104,7 +106,7 @@ impl Rng {
 }
 
 /// `v` scaled to unit length (a zero vector stays zero).
-pub(super) fn normalize(mut v: Vec<f32>) -> Vec<f32> {
+fn normalize(mut v: Vec<f32>) -> Vec<f32> {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
     v.iter_mut().for_each(|x| *x /= n);
     v
@@ -367,7 +369,7 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<ExitCode> {
             if ranking != Ranking::Sparse {
                 let row = Row::timed(name, format!("{label} exact"), 0, exact_times, 1.0);
                 eprintln!(
-                    "{:<26} {:<12} exact: p50 {:>7.2} ms, p99 {:>7.2} ms",
+                    "{:<26} {:<18} exact: p50 {:>7.2} ms, p99 {:>7.2} ms",
                     row.filter, row.ranking, row.p50_ms, row.p99_ms
                 );
                 report.rows.push(row);
@@ -389,7 +391,7 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<ExitCode> {
                 let recall = if wanted == 0 { 1.0 } else { found as f64 / wanted as f64 };
                 let row = Row::timed(name, label.to_string(), ef, times, recall);
                 eprintln!(
-                    "{:<26} {:<6} ef {:>4}: p50 {:>7.2} ms, p99 {:>7.2} ms, recall@10 {:.3}",
+                    "{:<26} {:<18} ef {:>4}: p50 {:>7.2} ms, p99 {:>7.2} ms, recall@10 {:.3}",
                     row.filter, row.ranking, row.ef, row.p50_ms, row.p99_ms, row.recall_at_10
                 );
                 report.rows.push(row);

@@ -102,7 +102,7 @@ pub struct Service {
     judge: Arc<dyn Judge>,
     queue: InferenceQueue,
     store: Arc<dyn CaseStore>,
-    /// The store's mean vector and commonest words, for hybrid search.
+    /// The store's mean vector, which hybrid search centres queries on.
     store_profile: StoreProfile,
     policy: RwLock<Arc<Policy>>,
     policy_path: Option<PathBuf>,
