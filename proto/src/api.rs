@@ -206,8 +206,9 @@ pub struct SearchRequest {
     pub filters: Option<SearchFilters>,
     /// 1 to 100; default 10.
     pub top_k: Option<usize>,
-    /// `hybrid` (default: the e5 vector and the words, fused), `dense` (the
-    /// vector alone) or `sparse` (the words alone).
+    /// `hybrid` (default: the e5 vector, centred on the store's mean, and the
+    /// words, fused, then ranked again with the query moved towards its best
+    /// hits), `dense` (the vector alone) or `sparse` (the words alone).
     pub ranking: Option<String>,
 }
 
@@ -239,8 +240,8 @@ pub struct SearchHit {
     /// Cosine similarity to the query.
     pub score: f32,
     pub shared: Shared,
-    /// The score hits are ordered by: the fused rank score for `hybrid`, the
-    /// word score for `sparse`, the cosine for `dense`.
+    /// The score hits are ordered by: the second round's fused score for
+    /// `hybrid`, the word score for `sparse`, the cosine for `dense`.
     #[serde(default)]
     pub rank_score: f32,
 }
