@@ -76,8 +76,10 @@ impl Refine {
 
 /// What hybrid search uses. Each setting was chosen on one half of the real
 /// board messages and checked on the other (EVALUATION.md, "Search: hybrid").
-pub const HYBRID: Refine =
-    Refine { centre: Some(0.5), feedback: Some(Feedback { candidates: 50, cases: 10, weight: 1.0, terms: 16 }) };
+pub const HYBRID: Refine = Refine { centre: Some(0.5), feedback: Some(FEEDBACK) };
+
+/// The feedback [`HYBRID`] uses.
+pub const FEEDBACK: Feedback = Feedback { candidates: 50, cases: 10, weight: 1.0, terms: 16 };
 
 /// What a sample of a store's cases says about the whole.
 #[derive(Debug, Clone, Default, PartialEq)]

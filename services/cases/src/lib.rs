@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use triage_proto::{Label, RiskLevel};
 
 pub use edge::EdgeStore;
-pub use expand::{Feedback, Profile, Refine, StoreProfile, HYBRID};
+pub use expand::{Feedback, Profile, Refine, StoreProfile, FEEDBACK, HYBRID};
 pub use payload::CasePayload;
 pub use reindex::{add_sparse_vectors, ReindexSummary};
 pub use remote::QdrantStore;

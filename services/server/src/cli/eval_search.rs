@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use triage_cases::terms::{self, Bm25};
 use triage_cases::{
     expand, CaseFilter, CaseQuery, CaseRecord, CaseStore, EdgeStore, Feedback, Ranking, Refine, SparseVector,
-    StoreProfile, DEFAULT_RANKING, HYBRID,
+    StoreProfile, DEFAULT_RANKING, FEEDBACK, HYBRID,
 };
 
 use triage_eval::metrics::{mean_interval, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED};
@@ -85,12 +85,6 @@ impl Variant {
     }
 }
 
-/// The feedback hybrid search uses.
-const HYBRID_FEEDBACK: Feedback = match HYBRID.feedback {
-    Some(f) => f,
-    None => panic!("hybrid search uses feedback"),
-};
-
 /// What the service searches with by default.
 fn shipped() -> Variant {
     Variant::new("hybrid (the default)", DEFAULT_RANKING, HYBRID)
@@ -124,7 +118,7 @@ fn rankings() -> Vec<Variant> {
     }
     for candidates in [10, 20, 30, 50] {
         let name = format!("dbsf, centred, feedback, lists of {candidates}");
-        let refine = Refine { feedback: Some(Feedback { candidates, ..HYBRID_FEEDBACK }), ..centred };
+        let refine = Refine { feedback: Some(Feedback { candidates, ..FEEDBACK }), ..centred };
         out.push(Variant::new(name, Ranking::Dbsf, refine));
     }
     out.push(Variant::new("hybrid, not centred", Ranking::Dbsf, Refine { centre: None, ..HYBRID }));
