@@ -5,7 +5,7 @@ board messages, by a hash of the id, so no split depends on a model's output:
 
 | split | what |
 |---|---|
-| train | shared train.jsonl (with models/overrides.toml), corpus parts w1 w2 w3 w5 w8-w12, real messages with hash bucket 0-4 |
+| train | shared train.jsonl (with models/overrides.toml), corpus parts w1 w2 w3 w5 w8-w15 w18 w19, real messages with hash bucket 0-4 |
 | calib | corpus parts w7 w16 w17, real messages in buckets 5-6: thresholds and every other choice are made here |
 | test  | corpus parts w4 w6, real messages in buckets 7-9: reported once per shipped model, never used for a choice |
 | dev   | shared dev.jsonl: reported, never used for a choice |
@@ -21,14 +21,11 @@ CORPUS = os.path.join(REPO, "models", "corpus")
 
 LABELS = ["violence", "retaliation", "self_harm", "collective", "livelihood"]
 LEVELS = ["blue", "yellow", "orange", "red"]
-# w8-w12 were written after risk-2.0 and go to train only. w13-w15 were
-# written for trials that were not shipped (EVALUATION.md, "Choices made on
-# the calibration split"); they stay out of the default so that train.sh
-# reproduces the shipped weights (finetune.py --train-writers adds them).
-# w16 and w17 were written for risk-2.4 as two more calibration voices, so
-# the thresholds rest on three writers, not one. Test stays w4 and w6.
+# Every part written after risk-2.0 goes to train, except w16 and w17,
+# written as two more calibration voices so that the thresholds rest on
+# three writers, not one. Test stays w4 and w6.
 WRITERS = {
-    "train": ["w1", "w2", "w3", "w5", "w8", "w9", "w10", "w11", "w12"],
+    "train": ["w1", "w2", "w3", "w5", "w8", "w9", "w10", "w11", "w12", "w13", "w14", "w15", "w18", "w19"],
     "calib": ["w7", "w16", "w17"],
     "test": ["w4", "w6"],
 }

@@ -4,10 +4,14 @@
 #   TRIAGE_RISK_VERSION=risk-2.5 models/train/train.sh
 #
 # 1. a pinned Python environment in ~/.cache/triage/train-venv (requirements.txt);
-# 2. finetune.py: LoRA fine-tuning of multilingual-e5-small with the heads,
-#    writing models/delta/ (the delta and the merge fixture) and work files
-#    in target/finetune/;
-# 3. calibrate.py: thresholds on the calibration split, writing
+# 2. finetune.py, twice: LoRA fine-tuning of multilingual-e5-small with the
+#    heads, from one initialisation (seed 13), once on the training writers
+#    risk-2.2 had and once on every training writer (about 40 and 47 minutes
+#    on 2 cores), each into target/finetune/run-*;
+# 3. soup.py: the mean of the two runs, one delta (still one encoder pass),
+#    writing models/delta/ (the delta and the merge fixture) and the scored
+#    splits in target/finetune/ (EVALUATION.md says why two runs);
+# 4. calibrate.py: thresholds on the calibration split, writing
 #    models/heads/risk.json and the delta's hash into models/manifest.toml.
 #
 # Then `cargo build --release` compiles the new model in, and
@@ -25,5 +29,11 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 model_dir="${TRIAGE_MODEL_DIR:-$HOME/.cache/triage/models/multilingual-e5-small}"
 cargo run --release -q -- model fetch --model-dir "$model_dir" >/dev/null
-"$venv/bin/python" models/train/finetune.py --model-dir "$model_dir" "$@"
+runs=target/finetune
+"$venv/bin/python" models/train/finetune.py --model-dir "$model_dir" --splits calib \
+  --train-writers w1,w2,w3,w5,w8,w9,w10,w11,w12 --out "$runs/run-a" --scores-dir "$runs/run-a" "$@"
+"$venv/bin/python" models/train/finetune.py --model-dir "$model_dir" --splits calib \
+  --out "$runs/run-b" --scores-dir "$runs/run-b" "$@"
+"$venv/bin/python" models/train/soup.py --model-dir "$model_dir" --from "$runs/run-a" --from "$runs/run-b" \
+  --out models/delta --scores-dir "$runs" --splits calib,test,dev
 "$venv/bin/python" models/train/calibrate.py --version "$version"

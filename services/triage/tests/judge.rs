@@ -305,8 +305,9 @@ fn hard_forms_are_judged_by_what_is_threatened() {
     }
 }
 
-/// Known failures of risk-2.0 and risk-2.1 that risk-2.2 (more corpus
-/// writers, rank 16) gets right, each against the standard's own words.
+/// Known failures of earlier models that the shipped one gets right, each
+/// against the standard's own words: risk-2.0's and risk-2.1's fixed by
+/// risk-2.2 (more corpus writers, rank 16), one of risk-2.4's by risk-2.5.
 #[test]
 fn earlier_known_failures_now_judged_right() {
     // A vague warning with no act named is no threat.
@@ -326,16 +327,20 @@ fn earlier_known_failures_now_judged_right() {
         let j = triage().judge(text).unwrap();
         assert!(j.level >= RiskLevel::Orange && flagged(&j).contains(&Label::Violence), "{text}: {:?}", j.level);
     }
+    // risk-2.5: a threat to someone's peace without physical harm is
+    // retaliation alone (risk-2.4 added violence).
+    let f = flagged(&triage().judge("他骗走了我家的拆迁款，这个年他家别想过安稳").unwrap());
+    assert!(f.contains(&Label::Retaliation) && !f.contains(&Label::Violence), "{f:?}");
 }
 
 /// What the shipped model still gets wrong, each against the standard's own
 /// words (EVALUATION.md, "Known failures"). Run with `--ignored`: a model
-/// that passes this is better than risk-2.4 on these forms.
+/// that passes this is better than risk-2.5 on these forms.
 #[test]
-#[ignore = "known failures of risk-2.4 (EVALUATION.md)"]
+#[ignore = "known failures of risk-2.5 (EVALUATION.md)"]
 fn known_failures() {
     // A mother's yearly threat, laughed off: figurative. risk-2.2 judged it
-    // low; risk-2.4's lower orange bar (calibrated on three writers) makes it
+    // low; risk-2.4 and risk-2.5 (bars calibrated on three writers) judge it
     // orange violence.
     judged_low("我妈说我再不回家过年就打断我的腿😂 年年都这么说");
     // Rhetorical death: no act named, so no threat.
@@ -355,9 +360,6 @@ fn known_failures() {
     assert!(triage().judge("我什么事都做得出来").unwrap().level >= RiskLevel::Orange);
     let act = triage().judge("再不给钱，到时候别怪我把机器拆了").unwrap();
     assert!(act.level >= RiskLevel::Orange && flagged(&act).contains(&Label::Violence), "{:?}", act.level);
-    // A threat to someone's peace without physical harm is retaliation alone.
-    let f = flagged(&triage().judge("他骗走了我家的拆迁款，这个年他家别想过安稳").unwrap());
-    assert!(!f.contains(&Label::Violence), "{f:?}");
     // A grid worker's report of an arson threat; full pinyin.
     for text in [
         "网格员报告：辖区居民周某因征地补偿未到位，近日多次对邻居称要把村干部的车点了，情绪很不稳定，请关注。",
