@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Averages fine-tuned models into one (a "model soup"), still one encoder pass.
 
-  python3 models/train/soup.py --from RUN_A --from RUN_B [--out models/delta] [--scores-dir target/finetune]
+  python3 models/train/soup.py --from RUN_A --from RUN_B [--out target/soup] [--scores-dir target/soup]
+
+(`train.sh` writes the shipped soup with `--out models/delta --scores-dir
+target/finetune`, where `calibrate.py` reads it.)
 
 Each RUN is a directory holding one finetune.py run: its delta
 (e5-lora.safetensors), heads (heads.json) and training log (train-log.json).
@@ -56,7 +59,7 @@ def main():
                     help="a finetune.py run directory (delta, heads.json, train-log.json), once per run; "
                          "a single run is written out as it is (to score it again on changed splits)")
     ap.add_argument("--model-dir", default=os.path.expanduser("~/.cache/triage/models/multilingual-e5-small"))
-    # Not models/delta: a soup is a trial until it is chosen (then copy it there).
+    # Not models/delta by default: a soup is a trial until it is chosen.
     ap.add_argument("--out", default=os.path.join(finetune.data.REPO, "target", "soup"))
     ap.add_argument("--scores-dir", default=os.path.join(finetune.data.REPO, "target", "soup"))
     ap.add_argument("--splits", default="calib",

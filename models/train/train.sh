@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Trains the shipped risk model from the repository's data, on the CPU:
 #
-#   TRIAGE_RISK_VERSION=risk-2.5 models/train/train.sh
+#   TRIAGE_RISK_VERSION=risk-2.6 models/train/train.sh
 #
 # 1. a pinned Python environment in ~/.cache/triage/train-venv (requirements.txt);
 # 2. finetune.py, twice: LoRA fine-tuning of multilingual-e5-small with the
@@ -17,11 +17,22 @@
 # Then `cargo build --release` compiles the new model in, and
 # `eval/evaluate.sh` reports it. The encoder files come from `triage model
 # fetch` (TRIAGE_MODEL_DIR to override); the labelled sets from ../shared/data
-# (TRIAGE_DATA). Extra arguments go to finetune.py (see its --help).
+# (TRIAGE_DATA). Extra arguments go to both finetune.py runs (see its
+# --help), except those that would make the two runs one or move their files.
+# The shipped runs used 2 threads (finetune.py's default is every core); the
+# thread count changes floating-point sums, so pass --threads 2 to repeat
+# them exactly.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # The version the new heads file names, asked for before the hour of training.
-version="${TRIAGE_RISK_VERSION:?set TRIAGE_RISK_VERSION to the new model version, e.g. risk-2.5}"
+version="${TRIAGE_RISK_VERSION:?set TRIAGE_RISK_VERSION to the new model version, e.g. risk-2.6}"
+for arg in "$@"; do
+  case "$arg" in
+    --train-writers* | --out* | --scores-dir* | --splits*)
+      echo "train.sh sets $arg itself (run A: risk-2.2's writers, run B: every training writer)" >&2
+      exit 2 ;;
+  esac
+done
 venv="${TRIAGE_TRAIN_VENV:-$HOME/.cache/triage/train-venv}"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
