@@ -339,33 +339,44 @@ fn earlier_known_failures_now_judged_right() {
 #[test]
 #[ignore = "known failures of risk-2.5 (EVALUATION.md)"]
 fn known_failures() {
-    // A mother's yearly threat, laughed off: figurative. risk-2.2 judged it
-    // low; risk-2.4 and risk-2.5 (bars calibrated on three writers) judge it
-    // orange violence.
-    judged_low("我妈说我再不回家过年就打断我的腿😂 年年都这么说");
-    // Rhetorical death: no act named, so no threat.
-    judged_low("房子不让拆，死也要死在自己家里");
-    // Despair names no act.
-    judged_low("拆迁款被村里扣了两年，老母亲住在漏雨的棚子里，你们这是不给我活路，我被逼得没路走了。");
-    // The standard's own retaliation examples, bare or nearly so.
-    for text in ["这事不解决，我就报复社会", "我要报复社会", "大不了同归于尽"] {
-        let j = triage().judge(text).unwrap();
-        assert!(j.level >= RiskLevel::Orange && flagged(&j).contains(&Label::Retaliation), "{text}: {:?}", j.level);
-    }
-    // The standard's bare vague warnings are yellow; the same warning tied to an act is a threat.
-    for text in ["后果自负", "你等着瞧"] {
-        assert_eq!(triage().judge(text).unwrap().level, RiskLevel::Yellow, "{text}");
-    }
-    // A loss-of-control statement (labels.md's own list).
-    assert!(triage().judge("我什么事都做得出来").unwrap().level >= RiskLevel::Orange);
-    let act = triage().judge("再不给钱，到时候别怪我把机器拆了").unwrap();
-    assert!(act.level >= RiskLevel::Orange && flagged(&act).contains(&Label::Violence), "{:?}", act.level);
-    // A grid worker's report of an arson threat; full pinyin.
-    for text in [
-        "网格员报告：辖区居民周某因征地补偿未到位，近日多次对邻居称要把村干部的车点了，情绪很不稳定，请关注。",
-        "pyq说一声 那个kfs不给钱 wo ming tian jiu qu ta jia sha le ta",
-    ] {
-        let j = triage().judge(text).unwrap();
-        assert!(j.level >= RiskLevel::Orange && flagged(&j).contains(&Label::Violence), "{text}: {:?}", j.level);
-    }
+    type Check = Box<dyn Fn(&triage_risk::Judgement) -> bool>;
+    let low = || -> Check { Box::new(|j| j.level <= RiskLevel::Yellow && !flagged(j).iter().any(|l| l.is_threat())) };
+    let threat_with =
+        |label: Label| -> Check { Box::new(move |j| j.level >= RiskLevel::Orange && flagged(j).contains(&label)) };
+    let cases: Vec<(&str, Check)> = vec![
+        // A mother's yearly threat, laughed off: figurative. risk-2.2 judged it
+        // low; risk-2.4 and risk-2.5 (bars calibrated on three writers) judge it
+        // orange violence.
+        ("我妈说我再不回家过年就打断我的腿😂 年年都这么说", low()),
+        // Rhetorical death: no act named, so no threat.
+        ("房子不让拆，死也要死在自己家里", low()),
+        // Despair names no act.
+        ("拆迁款被村里扣了两年，老母亲住在漏雨的棚子里，你们这是不给我活路，我被逼得没路走了。", low()),
+        // The standard's own retaliation examples, bare or nearly so.
+        ("这事不解决，我就报复社会", threat_with(Label::Retaliation)),
+        ("我要报复社会", threat_with(Label::Retaliation)),
+        ("大不了同归于尽", threat_with(Label::Retaliation)),
+        // The standard's bare vague warnings are yellow; the same warning tied to an act is a threat.
+        ("后果自负", Box::new(|j| j.level == RiskLevel::Yellow)),
+        ("你等着瞧", Box::new(|j| j.level == RiskLevel::Yellow)),
+        ("再不给钱，到时候别怪我把机器拆了", threat_with(Label::Violence)),
+        // A loss-of-control statement (labels.md's own list).
+        ("我什么事都做得出来", Box::new(|j| j.level >= RiskLevel::Orange)),
+        // A grid worker's report of an arson threat; full pinyin.
+        (
+            "网格员报告：辖区居民周某因征地补偿未到位，近日多次对邻居称要把村干部的车点了，情绪很不稳定，请关注。",
+            threat_with(Label::Violence),
+        ),
+        ("pyq说一声 那个kfs不给钱 wo ming tian jiu qu ta jia sha le ta", threat_with(Label::Violence)),
+    ];
+    // Every case is judged and every wrong one listed, so the run shows what a
+    // new model fixed as well as what it still gets wrong.
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter_map(|(text, right)| {
+            let j = triage().judge(text).unwrap();
+            (!right(&j)).then(|| format!("{text}: {:?} {:?}", j.level, flagged(&j)))
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{} of {} still judged wrongly:\n{}", wrong.len(), cases.len(), wrong.join("\n"));
 }
