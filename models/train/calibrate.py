@@ -133,6 +133,18 @@ def figures(gold_lv, lv, gold_lab, fl):
     }
 
 
+def held_out_levels(C, gold_lv, writer):
+    """Each corpus writer's texts at the levels of bars fitted on the other
+    writers (-1 for the real messages, which are in every fit and never held
+    out), and those bars by writer."""
+    lv, bars = np.full(len(gold_lv), -1), {}
+    for w in sorted(set(writer) - {"real"}):
+        fit, held = writer != w, writer == w
+        bars[w] = fit_levels(C[fit], gold_lv[fit])
+        lv[held] = levels(C[held], bars[w])
+    return lv, bars
+
+
 def held_out_writers(C, L, gold_lv, gold_lab, writer):
     """Each calibration writer judged with bars fitted on the others.
 
@@ -145,11 +157,12 @@ def held_out_writers(C, L, gold_lv, gold_lab, writer):
     if len(corpus) < 2:
         return {}
     out, total = {}, 0.0
+    held_lv, bars = held_out_levels(C, gold_lv, writer)
     for w in corpus:
         fit, held = writer != w, writer == w
-        t = fit_levels(C[fit], gold_lv[fit])
+        t = bars[w]
         tl = fit_labels(L[fit], levels(C[fit], t), gold_lab[fit])
-        lv = levels(C[held], t)
+        lv = held_lv[held]
         total += float(COST[gold_lv[held], lv].sum())
         out[w] = {"texts": int(held.sum()), "level_bars": t,
                   **figures(gold_lv[held], lv, gold_lab[held], flags(L[held], lv, tl))}

@@ -31,16 +31,12 @@ def held_out(path):
     C = np.array([r["probs"] for r in rows])[:, 5:]
     gold = np.array([data.LEVELS.index(r["level"]) for r in rows])
     writer = np.array([r["writer"] for r in rows])
-    cost, lv = np.full(len(rows), np.nan), np.full(len(rows), -1)
-    # As in calibrate.py: the real messages are in every fit, never held out.
-    corpus = sorted(set(writer) - {"real"})
-    if len(corpus) < 2:
+    if len(set(writer) - {"real"}) < 2:
         sys.exit(f"{path}: fewer than two corpus writers, so none can be held out")
-    for w in corpus:
-        fit, held = writer != w, writer == w
-        t = calibrate.fit_levels(C[fit], gold[fit])
-        lv[held] = calibrate.levels(C[held], t)
-        cost[held] = calibrate.COST[gold[held], lv[held]]
+    lv, _ = calibrate.held_out_levels(C, gold, writer)
+    held = lv >= 0
+    cost = np.full(len(rows), np.nan)
+    cost[held] = calibrate.COST[gold[held], lv[held]]
     return [r["id"] for r in rows], cost, gold, lv
 
 

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{cosine, CaseFilter, CaseQuery, CaseStore, Hit, Ranking, SparseVector, StoreError, HNSW_EF};
+use crate::{cosine, normalized, CaseFilter, CaseQuery, CaseStore, Hit, Ranking, SparseVector, StoreError, HNSW_EF};
 
 /// Cases sampled for a store's profile: past a few thousand, the mean moves
 /// by less than the ranking can feel.
@@ -204,10 +204,6 @@ pub async fn query(
     for h in best.iter().filter(|h| h.case.vector.len() == dim) {
         dense.iter_mut().zip(&h.case.vector).for_each(|(a, b)| *a += share * b);
     }
-    let norm = dense.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        dense.iter_mut().for_each(|x| *x /= norm);
-    }
     let own = q.sparse.indices.iter().copied().zip(q.sparse.values.iter().copied());
     let fed = best.iter().flat_map(|h| {
         let s = &h.case.sparse;
@@ -217,8 +213,12 @@ pub async fn query(
     let mut heaviest: Vec<(u32, f32)> = words.indices.into_iter().zip(words.values).collect();
     heaviest.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     heaviest.truncate(fb.terms);
-    let second_q =
-        CaseQuery { dense, sparse: SparseVector::from_pairs(heaviest), prefetch: Some(prefetch), ..q.clone() };
+    let second_q = CaseQuery {
+        dense: normalized(dense),
+        sparse: SparseVector::from_pairs(heaviest),
+        prefetch: Some(prefetch),
+        ..q.clone()
+    };
     let within = CaseFilter { within: Some(pool.iter().map(|h| h.case.case_id.clone()).collect()), ..filter.clone() };
     let mut hits = store.query(&second_q, &within, top_k).await?;
     for h in &mut hits {

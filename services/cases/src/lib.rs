@@ -200,6 +200,15 @@ pub async fn idf(
     Ok(out)
 }
 
+/// `v` scaled to unit length (a zero vector stays zero), as stored vectors are.
+pub fn normalized(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
 /// Cosine of a query vector with a stored (unit) vector.
 pub(crate) fn cosine(query: &[f32], stored: &[f32]) -> f32 {
     let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt();

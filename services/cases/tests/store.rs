@@ -2,8 +2,8 @@
 //! server whenever `QDRANT_URL` is set (e.g. `QDRANT_URL=http://localhost:6334`).
 
 use triage_cases::{
-    add_sparse_vectors, expand, terms, CaseFilter, CaseQuery, CaseRecord, CaseStore, EdgeStore, Feedback, Profile,
-    QdrantStore, Ranking, Redacted, Refine, SparseVector, StoreError, DEFAULT_RANKING, HYBRID,
+    add_sparse_vectors, expand, normalized, terms, CaseFilter, CaseQuery, CaseRecord, CaseStore, EdgeStore, Feedback,
+    Profile, QdrantStore, Ranking, Redacted, Refine, SparseVector, StoreError, DEFAULT_RANKING, HYBRID,
 };
 use triage_proto::{Label, RiskLevel};
 
@@ -230,14 +230,10 @@ async fn hybrid(store: &dyn CaseStore) {
 /// restriction to given cases. Needs a store of its own (the mean is the
 /// whole store's).
 async fn refinements(store: &dyn CaseStore) {
-    let norm = |v: Vec<f32>| {
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        v.into_iter().map(|x| x / n).collect::<Vec<f32>>()
-    };
     let mix = |parts: &[(usize, f32)]| {
         let mut v = vec![0.0; DIM];
         parts.iter().for_each(|&(i, w)| v[i] += w);
-        norm(v)
+        normalized(v)
     };
     let words = |ids: &[u32]| SparseVector::from_pairs(ids.iter().map(|&i| (i, 1.0)));
     // Five typical cases near one direction, one atypical case off it.

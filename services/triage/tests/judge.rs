@@ -21,11 +21,15 @@ fn flagged(j: &triage_risk::Judgement) -> Vec<Label> {
     j.flagged_labels()
 }
 
-/// Judges `text` and checks it is no threat: yellow or blue, no threat label.
+/// No threat: yellow or blue, no threat label.
+fn is_low(j: &triage_risk::Judgement) -> bool {
+    j.level <= RiskLevel::Yellow && !flagged(j).iter().any(|l| l.is_threat())
+}
+
+/// Judges `text` and checks it is no threat.
 fn judged_low(text: &str) -> triage_risk::Judgement {
     let j = triage().judge(text).unwrap();
-    assert!(j.level <= RiskLevel::Yellow, "{text}: {:?} {:?}", j.level, flagged(&j));
-    assert!(!flagged(&j).iter().any(|l| l.is_threat()), "{text}: {:?}", flagged(&j));
+    assert!(is_low(&j), "{text}: {:?} {:?}", j.level, flagged(&j));
     j
 }
 
@@ -340,7 +344,7 @@ fn earlier_known_failures_now_judged_right() {
 #[ignore = "known failures of risk-2.5 (EVALUATION.md)"]
 fn known_failures() {
     type Check = Box<dyn Fn(&triage_risk::Judgement) -> bool>;
-    let low = || -> Check { Box::new(|j| j.level <= RiskLevel::Yellow && !flagged(j).iter().any(|l| l.is_threat())) };
+    let low = || -> Check { Box::new(is_low) };
     let threat_with =
         |label: Label| -> Check { Box::new(move |j| j.level >= RiskLevel::Orange && flagged(j).contains(&label)) };
     let cases: Vec<(&str, Check)> = vec![

@@ -3,7 +3,7 @@
 //!
 //! The generator (seeded, so a run is repeatable):
 //! - **Vectors**: 384-d, unit length, in `cases / 2000` clusters (at least
-//!   10). A case is `normalize(g + 0.8·c + 0.45·e)`: `g` one shared
+//!   10). A case is `normalized(g + 0.8·c + 0.45·e)`: `g` one shared
 //!   direction (e5 packs all complaints into a narrow cone), `c` its
 //!   cluster's centre, `e` its own noise, each a Gaussian of unit expected
 //!   length. Queries are new cases drawn the same way, not stored.
@@ -36,8 +36,8 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 use triage_cases::{
-    expand, CaseFilter, CaseQuery, CaseRecord, CaseStore, EdgeStore, Hit, Ranking, Refine, SparseVector, StoreProfile,
-    DEFAULT_RANKING, HNSW_EF, HYBRID,
+    expand, normalized, CaseFilter, CaseQuery, CaseRecord, CaseStore, EdgeStore, Hit, Ranking, Refine, SparseVector,
+    StoreProfile, DEFAULT_RANKING, HNSW_EF, HYBRID,
 };
 use triage_proto::{Label, RiskLevel};
 
@@ -105,13 +105,6 @@ impl Rng {
     }
 }
 
-/// `v` scaled to unit length (a zero vector stays zero).
-fn normalize(mut v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-    v.iter_mut().for_each(|x| *x /= n);
-    v
-}
-
 struct Generator {
     seed: u64,
     shared: Vec<f32>,
@@ -130,7 +123,7 @@ impl Generator {
     fn vector(&self, r: &mut Rng, cluster: usize) -> Vec<f32> {
         let e = r.noise();
         let c = &self.centres[cluster];
-        normalize((0..DIM).map(|i| self.shared[i] + 0.8 * c[i] + 0.45 * e[i]).collect())
+        normalized((0..DIM).map(|i| self.shared[i] + 0.8 * c[i] + 0.45 * e[i]).collect())
     }
 
     fn terms(&self, r: &mut Rng, cluster: usize) -> SparseVector {
@@ -349,13 +342,12 @@ pub fn run(args: BenchSearchArgs) -> anyhow::Result<ExitCode> {
         // construction), and one round of fusion for what centring and
         // feedback add to it.
         let lists = [
-            (Ranking::Dense, "dense", false),
-            (Ranking::Sparse, "sparse", false),
-            (DEFAULT_RANKING, "fusion, one round", false),
-            (DEFAULT_RANKING, "hybrid", true),
+            (Ranking::Dense, "dense", Refine::NONE),
+            (Ranking::Sparse, "sparse", Refine::NONE),
+            (DEFAULT_RANKING, "fusion, one round", Refine::NONE),
+            (DEFAULT_RANKING, "hybrid", HYBRID),
         ];
-        for (ranking, label, refined) in lists {
-            let refine = if refined { HYBRID } else { Refine::NONE };
+        for (ranking, label, refine) in lists {
             let mut truth = Vec::with_capacity(queries.len());
             let mut exact_times = Vec::with_capacity(queries.len());
             for q in &queries {

@@ -171,7 +171,7 @@ pub async fn search(
     let names: HashMap<u32, &terms::Term> = words.iter().filter(|t| !t.term.is_empty()).map(|t| (t.id, t)).collect();
     let shared_ids: BTreeSet<u32> =
         hits.iter().flat_map(|h| h.case.sparse.indices.iter().copied().filter(|i| names.contains_key(i))).collect();
-    let idf = triage_cases::idf(state.service.store(), &vector, &shared_ids.into_iter().collect::<Vec<_>>()).await?;
+    let idf = triage_cases::idf(store, &vector, &shared_ids.into_iter().collect::<Vec<_>>()).await?;
     let hits = hits
         .into_iter()
         .map(|h| {
